@@ -1,0 +1,56 @@
+# Feikong — the two set-up commands are `make demo` and `make test`; the rest are parts.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ZAPPA_VENV := .venv-zappa
+
+.PHONY: demo test soak bench lint deps deploy-check resources clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt 2>&1 | sed "/is ignored: it is neither a file nor a directory/d"
+	$(PY) -c 'import moto, pynamodb, flask, hypothesis' 
+	touch $@
+
+$(ZAPPA_VENV)/.installed: requirements.txt
+	test -x $(ZAPPA_VENV)/bin/python || $(PYTHON) -m venv $(ZAPPA_VENV)
+	$(ZAPPA_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt zappa==0.63.0 2>&1 | sed "/is ignored: it is neither a file nor a directory/d"
+	$(ZAPPA_VENV)/bin/zappa --version >/dev/null
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps: $(VENV)/.installed $(ZAPPA_VENV)/.installed node_modules/.installed
+
+## make demo: run the whole product locally (emulated AWS, seeded property, web app on :8000)
+demo: $(VENV)/.installed
+	$(PY) -m infra.demo
+
+## make test: lint, layering contracts, unit + integration + e2e tests, offline deploy checks
+test: deps
+	bash infra/run_tests.sh
+
+## make soak: longer concurrency runs of the ledger (not part of make test)
+soak: $(VENV)/.installed
+	FEIKONG_SOAK=1 bash infra/run_tests.sh tests/integration/test_ledger_concurrency.py -k soak
+
+bench: $(VENV)/.installed
+	bash infra/with_stack.sh $(PY) bench/ledger.py
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+resources: $(VENV)/.installed
+	$(PY) -m infra.resources
+
+deploy-check: deps
+	$(PY) -m infra.deploy_check
+
+clean:
+	rm -rf .local .serverless .pytest_cache .hypothesis

@@ -1,0 +1,181 @@
+"""What is metered and who pays: properties, buildings, floors, rooms, tenants,
+accounts, meters and sites, with the rules for valid values.
+
+Plain dataclasses; core/store maps them to tables.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+
+from core.domain.errors import ValidationError
+from core.domain.ledger import ACCOUNT_OPEN, require_id
+
+_PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+
+
+class MeterKind(StrEnum):
+    ELECTRIC_1P = "electric_1p"  # single-phase electricity meter
+    ELECTRIC_3P = "electric_3p"  # three-phase electricity meter
+    WATER = "water"  # water meter with a valve
+
+
+class BillingMode(StrEnum):
+    CLOUD = "cloud"  # the cloud rates readings and keeps the money
+    METER = "meter"  # the meter keeps the money (电费下发到电表); the cloud mirrors it
+
+
+class RelayState(StrEnum):
+    CLOSED = "closed"  # supply on (valve open for water)
+    OPEN = "open"  # supply cut (relay tripped / valve closed)
+    UNKNOWN = "unknown"
+
+
+def require_name(value: object, field: str, max_len: int = 100) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{field} 不能为空", code="field_required", field=field)
+    if len(value) > max_len:
+        raise ValidationError(f"{field} 过长", code="field_too_long", field=field)
+    return value.strip()
+
+
+def require_decimal(value: object, field: str, label: str) -> str:
+    """A positive quantity with at most two decimals, kept as a decimal string."""
+    if isinstance(value, bool):
+        value = None
+    try:
+        num = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        num = Decimal("NaN")
+    if not num.is_finite() or num <= 0 or num > 1_000_000 or num != num.quantize(Decimal("0.01")):
+        raise ValidationError(f"{label}必须大于 0 且最多两位小数", code=f"{field}_invalid", field=field)
+    return str(num.quantize(Decimal("0.01")))
+
+
+def require_area(value: object) -> str:
+    """Room area in m²."""
+    return require_decimal(value, "area_m2", "面积")
+
+
+def require_phone(value: object) -> str:
+    if not isinstance(value, str) or not _PHONE_RE.match(value):
+        raise ValidationError("手机号格式无效", code="phone_invalid", field="phone")
+    return value
+
+
+@dataclass(frozen=True)
+class Property:
+    property_id: str
+    name: str
+    timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Building:
+    property_id: str
+    building_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Floor:
+    property_id: str
+    building_id: str
+    floor_id: str
+    name: str
+    level: int
+
+
+@dataclass(frozen=True)
+class Room:
+    property_id: str
+    building_id: str
+    floor_id: str
+    room_id: str
+    name: str
+    area_m2: str
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A person renting at one property. The same WeChat user may be a tenant at
+    several properties; each property keeps its own record (an admin sees only theirs)."""
+
+    tenant_id: str
+    property_id: str
+    name: str
+    phone: str
+    openid: str | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    """A payer (户): holds a balance and one or more meters."""
+
+    account_id: str
+    property_id: str
+    building_id: str
+    room_id: str
+    tenant_id: str
+    name: str
+    balance: int
+    version: int
+    overdraft_limit: int = 0
+    status: str = ACCOUNT_OPEN
+    keep_supply: bool = False  # 保电: never cut
+    opened_at: str = ""
+
+
+@dataclass(frozen=True)
+class Site:
+    """An on-premise bridge with its own secret for signing queue messages."""
+
+    site_id: str
+    property_id: str
+    name: str
+    secret: str
+    down_queue: str = ""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The last reading of a meter, stamped with the meter's own read time."""
+
+    read_at: str
+    total: str  # register value as a decimal string (kWh or m³)
+    seq: int = 0
+    registers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Meter:
+    meter_id: str
+    property_id: str
+    account_id: str
+    site_id: str
+    kind: MeterKind
+    model: str  # meter profile name, e.g. "acrel-ddsy1352"
+    bus: str
+    address: int  # Modbus device id 1..247
+    billing_mode: BillingMode = BillingMode.CLOUD
+    rated_kw: str = "10"  # the most power the meter can pass; bounds plausible usage
+    relay_state: RelayState = RelayState.UNKNOWN
+    online: bool = False
+    keep_supply: bool = False
+    last_reading: Reading | None = None
+
+    @staticmethod
+    def validate_address(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 247:
+            raise ValidationError(
+                "Modbus 地址必须是 1 到 247 的整数", code="address_invalid", field="address"
+            )
+        return value
+
+
+def validate_ids(**ids: object) -> None:
+    for name, value in ids.items():
+        require_id(value, name)

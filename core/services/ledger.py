@@ -1,0 +1,186 @@
+"""Posting to the ledger, reading balances and entries.
+
+One request per posting in the common case: the service remembers each account's
+last known state (balance, version) and plans the entry against it; the transaction
+is conditioned on the version, so a stale memory can never write a wrong balance — it
+only costs a retry with the fresh state that the failed transaction handed back.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from aws_lambda_powertools import Logger
+
+from core.domain.errors import (
+    ConditionFailed,
+    ContentionError,
+    FeikongError,
+    IdempotencyConflict,
+    NotFound,
+)
+from core.domain.ledger import AccountState, Entry, PostingRequest, plan_posting, require_id
+from core.store.ledger import ExtraOp, LedgerStore
+
+log = Logger(service="feikong", child=True)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class LedgerService:
+    def __init__(self, store: LedgerStore | None = None, clock: Clock = utcnow, max_attempts: int = 200) -> None:
+        self.store = store or LedgerStore()
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self._states: dict[str, AccountState] = {}
+        self._lock = threading.Lock()
+
+    # -- writing ---------------------------------------------------------------------
+
+    def post(self, extras: Iterable[ExtraOp] = (), **fields: object) -> Entry:
+        """Validate and post one entry; see PostingRequest.build for the fields."""
+        return self.post_request(PostingRequest.build(**fields), extras)
+
+    def post_request(self, req: PostingRequest, extras: Iterable[ExtraOp] = ()) -> Entry:
+        extras = list(extras)
+        state, fresh = self._state(req.account_id)
+        for attempt in range(self.max_attempts):
+            try:
+                entry = plan_posting(state, req, self.clock())
+            except FeikongError:
+                if not fresh:  # refuse only on what the table says now
+                    state, fresh = self._reload(req.account_id), True
+                    continue
+                # A retried posting that was applied before is not refused now.
+                done = self.store.get_entry(req.account_id, req.entry_id)
+                if done is not None:
+                    return self._same(done, req)
+                raise
+            outcome = self.store.commit(entry, state, extras)
+            if outcome.status == "applied":
+                self._remember(req.account_id, state, entry)
+                log.info(
+                    "ledger posting applied",
+                    account_id=req.account_id,
+                    entry_id=req.entry_id,
+                    kind=str(req.kind),
+                    amount=entry.amount,
+                    balance_after=entry.balance_after,
+                    actor=req.actor,
+                    cause=req.cause,
+                )
+                return entry
+            if outcome.status == "duplicate":
+                log.info("ledger posting duplicate", account_id=req.account_id, entry_id=req.entry_id)
+                return self._same(outcome.entry, req)
+            if outcome.status == "stale":
+                state, fresh = outcome.state, True
+                self._store_state(state)
+            elif outcome.status == "missing":
+                self._forget(req.account_id)
+                raise NotFound("账户不存在", code="account_not_found", account_id=req.account_id)
+            elif outcome.status == "extra_failed":
+                raise ConditionFailed(
+                    "记账条件不满足", failed=outcome.failed_tag, entry_id=req.entry_id
+                )
+            else:  # transaction conflict: back off a little, then read afresh
+                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+                state, fresh = self._reload(req.account_id), True
+        raise ContentionError("账户繁忙，请稍后重试", account_id=req.account_id)
+
+    @staticmethod
+    def _same(done: Entry, req: PostingRequest) -> Entry:
+        if not done.same_request(req):
+            raise IdempotencyConflict(
+                "该记账编号已用于另一笔不同的记账",
+                entry_id=req.entry_id,
+            )
+        return done.as_duplicate()
+
+    # -- account state memory -------------------------------------------------------
+
+    def _state(self, account_id: str) -> tuple[AccountState, bool]:
+        with self._lock:
+            known = self._states.get(account_id)
+        if known is not None:
+            return known, False
+        return self._reload(account_id), True
+
+    def _reload(self, account_id: str) -> AccountState:
+        state = self.store.load_state(account_id)
+        if state is None:
+            raise NotFound("账户不存在", code="account_not_found", account_id=account_id)
+        self._store_state(state)
+        return state
+
+    def _store_state(self, state: AccountState) -> None:
+        with self._lock:
+            known = self._states.get(state.account_id)
+            if known is None or known.version <= state.version:
+                self._states[state.account_id] = state
+
+    def _remember(self, account_id: str, before: AccountState, entry: Entry) -> None:
+        self._store_state(
+            AccountState(
+                account_id=account_id,
+                balance=entry.balance_after,
+                version=entry.seq,
+                overdraft_limit=before.overdraft_limit,
+                status=before.status,
+                last_posted_at=entry.posted_at,
+                property_id=before.property_id,
+            )
+        )
+
+    def _forget(self, account_id: str) -> None:
+        with self._lock:
+            self._states.pop(account_id, None)
+
+    def forget_all(self) -> None:
+        """Drop remembered states (after an account's settings change elsewhere)."""
+        with self._lock:
+            self._states.clear()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def balance(self, account_id: str) -> int:
+        require_id(account_id, "account_id")
+        return self._reload(account_id).balance
+
+    def entries(
+        self,
+        account_id: str,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 50,
+        newest_first: bool = True,
+        cursor: dict | None = None,
+    ) -> tuple[list[Entry], dict | None]:
+        require_id(account_id, "account_id")
+        if self.store.load_state(account_id) is None:
+            raise NotFound("账户不存在", code="account_not_found", account_id=account_id)
+        limit = max(1, min(int(limit), 500))
+        return self.store.entries(account_id, since, until, limit, newest_first, cursor)
+
+    def verify(self, account_id: str) -> dict:
+        """Check balance == sum(entries) and that seqs run 1..n without gaps."""
+        state = self._reload(account_id)
+        entries = sorted(self.store.all_entries(account_id), key=lambda e: e.seq)
+        total = sum(e.amount for e in entries)
+        seqs_ok = [e.seq for e in entries] == list(range(1, len(entries) + 1))
+        return {
+            "account_id": account_id,
+            "balance": state.balance,
+            "sum_entries": total,
+            "entries": len(entries),
+            "version": state.version,
+            "ok": total == state.balance and seqs_ok and state.version == len(entries),
+        }

@@ -1,0 +1,330 @@
+"""Persistence of the property tree, tenants, accounts, meters and sites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pynamodb.exceptions import PutError
+
+from core.domain.directory import (
+    Account,
+    BillingMode,
+    Building,
+    Floor,
+    Meter,
+    MeterKind,
+    Property,
+    Reading,
+    RelayState,
+    Room,
+    Site,
+    Tenant,
+)
+from core.store.models import (
+    AccountItem,
+    DirectoryItem,
+    MeterItem,
+    SiteItem,
+    TenantItem,
+)
+
+PROPERTY_SK = "PROPERTY"
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+def _create(item) -> None:
+    hash_attr = item._hash_key_attribute()
+    try:
+        item.save(condition=hash_attr.does_not_exist())
+    except PutError as e:
+        if e.cause_response_code == "ConditionalCheckFailedException":
+            raise AlreadyExists(str(item)) from None
+        raise
+
+
+def _batch_get(model, keys: list) -> list:
+    out = []
+    for start in range(0, len(keys), 100):
+        out.extend(model.batch_get(keys[start : start + 100], consistent_read=True))
+    return out
+
+
+# --- property tree ----------------------------------------------------------------------
+
+
+def put_property(p: Property) -> None:
+    _create(DirectoryItem(p.property_id, PROPERTY_SK, kind="property", name=p.name, timezone=p.timezone))
+
+
+def get_property(property_id: str) -> Property | None:
+    try:
+        i = DirectoryItem.get(property_id, PROPERTY_SK)
+    except DirectoryItem.DoesNotExist:
+        return None
+    return Property(i.property_id, i.name, i.timezone or "Asia/Shanghai")
+
+
+def put_building(b: Building) -> None:
+    _create(DirectoryItem(b.property_id, f"BUILDING#{b.building_id}", kind="building", name=b.name, building_id=b.building_id))
+
+
+def put_floor(f: Floor) -> None:
+    _create(
+        DirectoryItem(
+            f.property_id,
+            f"FLOOR#{f.building_id}#{f.floor_id}",
+            kind="floor",
+            name=f.name,
+            building_id=f.building_id,
+            floor_id=f.floor_id,
+            level=f.level,
+        )
+    )
+
+
+def put_room(r: Room) -> None:
+    _create(
+        DirectoryItem(
+            r.property_id,
+            f"ROOM#{r.building_id}#{r.room_id}",
+            kind="room",
+            name=r.name,
+            building_id=r.building_id,
+            floor_id=r.floor_id,
+            room_id=r.room_id,
+            area_m2=r.area_m2,
+        )
+    )
+
+
+def exists(property_id: str, sk: str) -> bool:
+    return DirectoryItem.count(property_id, DirectoryItem.sk == sk) > 0
+
+
+def buildings(property_id: str) -> list[Building]:
+    return [
+        Building(i.property_id, i.building_id, i.name)
+        for i in DirectoryItem.query(property_id, DirectoryItem.sk.startswith("BUILDING#"))
+    ]
+
+
+def floors(property_id: str, building_id: str) -> list[Floor]:
+    return [
+        Floor(i.property_id, i.building_id, i.floor_id, i.name, int(i.level))
+        for i in DirectoryItem.query(property_id, DirectoryItem.sk.startswith(f"FLOOR#{building_id}#"))
+    ]
+
+
+def rooms(property_id: str, building_id: str) -> list[Room]:
+    return [
+        Room(i.property_id, i.building_id, i.floor_id, i.room_id, i.name, i.area_m2)
+        for i in DirectoryItem.query(property_id, DirectoryItem.sk.startswith(f"ROOM#{building_id}#"))
+    ]
+
+
+# --- tenants ----------------------------------------------------------------------------
+
+
+def _tenant(i: TenantItem) -> Tenant:
+    return Tenant(i.tenant_id, i.property_id, i.name, i.phone, i.openid)
+
+
+def put_tenant(t: Tenant) -> None:
+    _create(TenantItem(t.tenant_id, property_id=t.property_id, name=t.name, phone=t.phone, openid=t.openid))
+
+
+def get_tenant(tenant_id: str) -> Tenant | None:
+    try:
+        return _tenant(TenantItem.get(tenant_id))
+    except TenantItem.DoesNotExist:
+        return None
+
+
+def bind_openid(tenant_id: str, openid: str) -> None:
+    TenantItem(tenant_id).update(
+        actions=[TenantItem.openid.set(openid)],
+        condition=TenantItem.tenant_id.exists(),
+    )
+
+
+def tenants_by_openid(openid: str) -> list[Tenant]:
+    return [_tenant(i) for i in TenantItem.by_openid.query(openid)]
+
+
+def tenants_of_property(property_id: str) -> list[Tenant]:
+    return [_tenant(i) for i in TenantItem.by_property.query(property_id)]
+
+
+# --- accounts ---------------------------------------------------------------------------
+
+
+def account_item(a: Account, last_posted_at: str) -> AccountItem:
+    return AccountItem(
+        a.account_id,
+        property_id=a.property_id,
+        building_id=a.building_id,
+        room_id=a.room_id,
+        tenant_id=a.tenant_id,
+        name=a.name,
+        balance=a.balance,
+        version=a.version,
+        overdraft_limit=a.overdraft_limit,
+        status=a.status,
+        keep_supply=a.keep_supply,
+        opened_at=a.opened_at,
+        last_posted_at=last_posted_at,
+    )
+
+
+def _account(i: AccountItem) -> Account:
+    return Account(
+        account_id=i.account_id,
+        property_id=i.property_id,
+        building_id=i.building_id,
+        room_id=i.room_id,
+        tenant_id=i.tenant_id,
+        name=i.name,
+        balance=int(i.balance),
+        version=int(i.version),
+        overdraft_limit=int(i.overdraft_limit or 0),
+        status=i.status,
+        keep_supply=bool(i.keep_supply),
+        opened_at=i.opened_at,
+    )
+
+
+def get_account(account_id: str) -> Account | None:
+    try:
+        return _account(AccountItem.get(account_id, consistent_read=True))
+    except AccountItem.DoesNotExist:
+        return None
+
+
+def accounts(account_ids: Iterable[str]) -> list[Account]:
+    keys = list(dict.fromkeys(account_ids))
+    return [_account(i) for i in _batch_get(AccountItem, keys)]
+
+
+def accounts_of_building(building_id: str) -> list[Account]:
+    return accounts(i.account_id for i in AccountItem.by_building.query(building_id))
+
+
+def accounts_of_tenant(tenant_id: str) -> list[Account]:
+    return accounts(i.account_id for i in AccountItem.by_tenant.query(tenant_id))
+
+
+def accounts_below(property_id: str, threshold: int) -> list[tuple[str, int]]:
+    """(account_id, balance) of a property's accounts whose balance is below threshold,
+    lowest first. From the index (eventually consistent): confirm before acting."""
+    return [
+        (i.account_id, int(i.balance))
+        for i in AccountItem.by_property_balance.query(property_id, AccountItem.balance < threshold)
+    ]
+
+
+def set_account_settings(account_id: str, *, overdraft_limit: int | None = None, keep_supply: bool | None = None) -> None:
+    actions = []
+    if overdraft_limit is not None:
+        actions.append(AccountItem.overdraft_limit.set(overdraft_limit))
+    if keep_supply is not None:
+        actions.append(AccountItem.keep_supply.set(keep_supply))
+    if actions:
+        AccountItem(account_id).update(actions=actions, condition=AccountItem.account_id.exists())
+
+
+# --- meters -----------------------------------------------------------------------------
+
+
+def _meter(i: MeterItem) -> Meter:
+    reading = None
+    if i.last_reading is not None:
+        reading = Reading(
+            read_at=i.last_reading.read_at,
+            total=i.last_reading.total,
+            seq=int(i.last_reading.seq or 0),
+            registers=dict(i.last_reading.registers.as_dict()) if i.last_reading.registers else {},
+        )
+    return Meter(
+        meter_id=i.meter_id,
+        property_id=i.property_id,
+        account_id=i.account_id,
+        site_id=i.site_id,
+        kind=MeterKind(i.kind),
+        model=i.model,
+        bus=i.bus,
+        address=int(i.address),
+        billing_mode=BillingMode(i.billing_mode),
+        rated_kw=i.rated_kw,
+        relay_state=RelayState(i.relay_state),
+        online=bool(i.online),
+        keep_supply=bool(i.keep_supply),
+        last_reading=reading,
+    )
+
+
+def put_meter(m: Meter) -> None:
+    _create(
+        MeterItem(
+            m.meter_id,
+            property_id=m.property_id,
+            account_id=m.account_id,
+            site_id=m.site_id,
+            kind=str(m.kind),
+            model=m.model,
+            bus=m.bus,
+            address=m.address,
+            billing_mode=str(m.billing_mode),
+            rated_kw=m.rated_kw,
+            relay_state=str(m.relay_state),
+            online=m.online,
+            keep_supply=m.keep_supply,
+        )
+    )
+
+
+def get_meter(meter_id: str) -> Meter | None:
+    try:
+        return _meter(MeterItem.get(meter_id, consistent_read=True))
+    except MeterItem.DoesNotExist:
+        return None
+
+
+def meters(meter_ids: Iterable[str]) -> list[Meter]:
+    return [_meter(i) for i in _batch_get(MeterItem, list(dict.fromkeys(meter_ids)))]
+
+
+def meters_of_account(account_id: str) -> list[Meter]:
+    return meters(i.meter_id for i in MeterItem.by_account.query(account_id))
+
+
+def meters_of_site(site_id: str) -> list[Meter]:
+    return meters(i.meter_id for i in MeterItem.by_site.query(site_id))
+
+
+def meter_at_address_taken(site_id: str, bus: str, address: int) -> bool:
+    return any(m.bus == bus and m.address == address for m in meters_of_site(site_id))
+
+
+# --- sites ------------------------------------------------------------------------------
+
+
+def _site(i: SiteItem) -> Site:
+    return Site(i.site_id, i.property_id, i.name, i.secret, i.down_queue or "")
+
+
+def put_site(s: Site) -> None:
+    _create(SiteItem(s.site_id, property_id=s.property_id, name=s.name, secret=s.secret, down_queue=s.down_queue))
+
+
+def get_site(site_id: str) -> Site | None:
+    try:
+        return _site(SiteItem.get(site_id))
+    except SiteItem.DoesNotExist:
+        return None
+
+
+def sites_of_property(property_id: str) -> list[Site]:
+    return [_site(i) for i in SiteItem.by_property.query(property_id)]

@@ -1,0 +1,180 @@
+"""Ledger persistence: account balances and append-only entries.
+
+A posting is one TransactWriteItems: put the entry if its id is absent, move the
+account's balance and version if the version is still the one the plan was made
+against, plus whatever extra items the caller adds. On cancellation the items' old
+values come back with the reasons (ReturnValuesOnConditionCheckFailure=ALL_OLD), so a
+duplicate returns the first entry and a stale plan gets the fresh balance, both
+without another read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from core.domain.ledger import AccountState, Entry, EntryKind
+from core.store.models import AccountItem, LedgerEntryItem
+from core.store.tx import Failure, Tx
+
+ExtraOp = Callable[[Tx], None]
+
+ENTRY_TAG = "entry"
+ACCOUNT_TAG = "account"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a posting attempt."""
+
+    status: str  # "applied" | "duplicate" | "stale" | "missing" | "extra_failed" | "conflict"
+    entry: Entry | None = None
+    state: AccountState | None = None
+    failed_tag: str = ""
+
+
+def state_from_item(item: AccountItem) -> AccountState:
+    return AccountState(
+        account_id=item.account_id,
+        balance=int(item.balance),
+        version=int(item.version),
+        overdraft_limit=int(item.overdraft_limit or 0),
+        status=item.status,
+        last_posted_at=item.last_posted_at or "",
+        property_id=item.property_id,
+    )
+
+
+def entry_from_item(item: LedgerEntryItem) -> Entry:
+    return Entry(
+        account_id=item.account_id,
+        entry_id=item.entry_id,
+        seq=int(item.seq),
+        kind=EntryKind(item.kind),
+        amount=int(item.amount),
+        balance_after=int(item.balance_after),
+        cause=item.cause,
+        actor=item.actor,
+        posted_at=item.posted_at,
+        occurred_at=item.occurred_at,
+        memo=item.memo or "",
+        property_id=item.property_id or "",
+    )
+
+
+def entry_item(entry: Entry) -> LedgerEntryItem:
+    return LedgerEntryItem(
+        entry.account_id,
+        entry.entry_id,
+        seq=entry.seq,
+        kind=str(entry.kind),
+        amount=entry.amount,
+        balance_after=entry.balance_after,
+        cause=entry.cause,
+        actor=entry.actor,
+        posted_at=entry.posted_at,
+        occurred_at=entry.occurred_at,
+        memo=entry.memo,
+        property_id=entry.property_id,
+    )
+
+
+class LedgerStore:
+    def load_state(self, account_id: str) -> AccountState | None:
+        try:
+            return state_from_item(AccountItem.get(account_id, consistent_read=True))
+        except AccountItem.DoesNotExist:
+            return None
+
+    def get_entry(self, account_id: str, entry_id: str) -> Entry | None:
+        try:
+            return entry_from_item(
+                LedgerEntryItem.get(account_id, entry_id, consistent_read=True)
+            )
+        except LedgerEntryItem.DoesNotExist:
+            return None
+
+    def commit(self, entry: Entry, state: AccountState, extras: Iterable[ExtraOp] = ()) -> Outcome:
+        tx = Tx()
+        tx.put(entry_item(entry), LedgerEntryItem.entry_id.does_not_exist(), tag=ENTRY_TAG)
+        account = AccountItem(entry.account_id)
+        tx.update(
+            account,
+            [
+                AccountItem.balance.set(entry.balance_after),
+                AccountItem.version.set(entry.seq),
+                AccountItem.last_posted_at.set(entry.posted_at),
+            ],
+            AccountItem.version == state.version,
+            tag=ACCOUNT_TAG,
+        )
+        for extra in extras:
+            extra(tx)
+        failures = tx.commit()
+        if failures is None:
+            return Outcome("applied", entry=entry)
+        return self._explain(failures)
+
+    @staticmethod
+    def _explain(failures: list[Failure]) -> Outcome:
+        by_tag = {f.tag: f for f in failures}
+        dup = by_tag.get(ENTRY_TAG)
+        if dup and dup.code == "ConditionalCheckFailed" and dup.item:
+            return Outcome("duplicate", entry=entry_from_item(LedgerEntryItem.from_raw_data(dup.item)))
+        acct = by_tag.get(ACCOUNT_TAG)
+        if acct and acct.code == "ConditionalCheckFailed":
+            if not acct.item:
+                return Outcome("missing")
+            return Outcome("stale", state=state_from_item(AccountItem.from_raw_data(acct.item)))
+        for f in failures:
+            if f.code == "ConditionalCheckFailed":
+                return Outcome("extra_failed", failed_tag=f.tag)
+        # TransactionConflict, throttling and the like: the caller retries.
+        return Outcome("conflict", failed_tag=",".join(f"{f.tag}:{f.code}" for f in failures))
+
+    def open_account(self, item: AccountItem, opening: Entry | None) -> bool:
+        """Create the account (and its opening entry) unless it exists. False if it did."""
+        tx = Tx()
+        tx.put(item, AccountItem.account_id.does_not_exist(), tag=ACCOUNT_TAG)
+        if opening is not None:
+            tx.put(entry_item(opening), LedgerEntryItem.entry_id.does_not_exist(), tag=ENTRY_TAG)
+        failures = tx.commit()
+        if failures is None:
+            return True
+        if any(f.tag == ACCOUNT_TAG and f.code == "ConditionalCheckFailed" for f in failures):
+            return False
+        raise RuntimeError(f"opening account {item.account_id} failed: {failures}")
+
+    def entries(
+        self,
+        account_id: str,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 50,
+        newest_first: bool = True,
+        cursor: dict | None = None,
+    ) -> tuple[list[Entry], dict | None]:
+        condition = None
+        if since and until:
+            condition = LedgerEntryItem.posted_at.between(since, until)
+        elif since:
+            condition = LedgerEntryItem.posted_at >= since
+        elif until:
+            condition = LedgerEntryItem.posted_at <= until
+        result = LedgerEntryItem.by_time.query(
+            account_id,
+            range_key_condition=condition,
+            scan_index_forward=not newest_first,
+            limit=limit,
+            last_evaluated_key=cursor,
+            consistent_read=True,
+            page_size=limit,
+        )
+        items = [entry_from_item(i) for i in result]
+        return items, result.last_evaluated_key
+
+    def all_entries(self, account_id: str) -> list[Entry]:
+        return [
+            entry_from_item(i)
+            for i in LedgerEntryItem.query(account_id, consistent_read=True)
+        ]

@@ -1,0 +1,215 @@
+"""The local AWS stack: start and stop the emulator, create every table and queue.
+
+    python -m infra.local start [--port N]   start moto on 127.0.0.1 (state under .local/)
+    python -m infra.local bootstrap          create tables and queues (idempotent)
+    python -m infra.local stop               stop the emulator this checkout started
+    python -m infra.local env                print the variables that point clients at it
+
+Product code is never special-cased: every client (boto3, pynamodb) finds the emulator
+through AWS_ENDPOINT_URL, AWS_REGION and the credential variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".local"
+DEFAULT_PORT = int(os.environ.get("FEIKONG_MOTO_PORT", "4566"))
+REGION = "cn-north-1"
+
+
+class StackError(Exception):
+    """A problem with the local stack, with a message a developer can act on."""
+
+
+def local_env(port: int) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "FEIKONG_STAGE": os.environ.get("FEIKONG_STAGE", "dev"),
+    }
+
+
+def apply_env(port: int) -> dict[str, str]:
+    env = local_env(port)
+    os.environ.update(env)
+    return env
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_emulator(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=timeout) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class Emulator:
+    """A moto server process on 127.0.0.1:port."""
+
+    def __init__(self, port: int, log_path: Path | None = None) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path or STATE / f"moto-{port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> Emulator:
+        if port_in_use(self.port):
+            what = "another AWS emulator" if is_emulator(self.url) else "another program"
+            raise StackError(
+                f"port {self.port} on 127.0.0.1 is already in use by {what}. "
+                f"Stop it, or choose another port: FEIKONG_MOTO_PORT=<port> make ..."
+            )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "infra.moto_app", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StackError(
+                    f"the AWS emulator exited at start (code {self.proc.returncode}); see {self.log_path}"
+                )
+            if is_emulator(self.url, timeout=0.5):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise StackError(f"the AWS emulator did not answer on {self.url} within {timeout:.0f}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def require_emulator(url: str | None = None) -> str:
+    url = url or os.environ.get("AWS_ENDPOINT_URL", "")
+    if not url:
+        raise StackError("AWS_ENDPOINT_URL is not set: start the local stack (python -m infra.local start)")
+    if not is_emulator(url):
+        raise StackError(
+            f"no AWS emulator answers at {url}: it is not running or has died. "
+            "Start it with: python -m infra.local start"
+        )
+    return url
+
+
+def bootstrap() -> dict:
+    """Create every table and static queue in the emulator (idempotent)."""
+    import boto3
+
+    from core.domain.naming import resource_name
+    from core.integrations.queues import QUEUES, queue_name
+    from core.store.schema import table_specs
+
+    require_emulator()
+    ddb = boto3.client("dynamodb")
+    existing = set(ddb.list_tables()["TableNames"])
+    tables = []
+    for spec in table_specs():
+        spec = dict(spec, TableName=resource_name(spec["TableName"]))
+        if spec["TableName"] not in existing:
+            ddb.create_table(**spec)
+        tables.append(spec["TableName"])
+    sqs = boto3.client("sqs")
+    queues = {}
+    for name, q in QUEUES.items():  # dead-letter queues come first in QUEUES
+        attrs = dict(q.get("attributes", {}))
+        if q.get("fifo"):
+            attrs["FifoQueue"] = "true"
+        dl = q.get("dead_letter")
+        if dl:
+            dlq_url = queues[dl["queue"]]
+            arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            attrs["RedrivePolicy"] = (
+                f'{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{dl["max_receive_count"]}"}}'
+            )
+        queues[name] = sqs.create_queue(QueueName=queue_name(name), Attributes=attrs)["QueueUrl"]
+    return {"tables": tables, "queues": queues}
+
+
+def _pidfile(port: int) -> Path:
+    return STATE / f"moto-{port}.pid"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["start", "stop", "bootstrap", "env"])
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "env":
+            for k, v in local_env(args.port).items():
+                print(f"export {k}={v}")
+        elif args.command == "start":
+            emu = Emulator(args.port).start()
+            _pidfile(args.port).write_text(str(emu.proc.pid))
+            print(f"AWS emulator running at {emu.url} (pid {emu.proc.pid}, log {emu.log_path})")
+        elif args.command == "stop":
+            pf = _pidfile(args.port)
+            if not pf.exists():
+                print(f"no emulator started by this checkout on port {args.port}")
+                return 0
+            pid = int(pf.read_text())
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            pf.unlink()
+            print(f"AWS emulator on port {args.port} stopped")
+        elif args.command == "bootstrap":
+            apply_env(args.port) if "AWS_ENDPOINT_URL" not in os.environ else None
+            made = bootstrap()
+            print(f"tables: {', '.join(made['tables'])}")
+            print(f"queues: {', '.join(made['queues'])}")
+    except StackError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The Flask app: tenant API (/api/v1), tenant H5 pages and the admin console (/admin).
+
+Handlers only translate HTTP to service calls and back; rules live in core/.
+"""
+
+from __future__ import annotations
+
+import os
+
+from botocore.exceptions import BotoCoreError
+from flask import Flask, jsonify, render_template, request
+
+from core.domain.errors import FeikongError, NotFound
+from core.domain.money import yuan
+from core.services import directory, health
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+    app.json.ensure_ascii = False
+    app.jinja_env.filters["yuan"] = yuan
+
+    def console_open() -> bool:
+        # The console has no admin login yet: it is served only where it is switched on
+        # (local demo, tests). Production leaves FEIKONG_CONSOLE_OPEN unset.
+        return os.environ.get("FEIKONG_CONSOLE_OPEN") == "1"
+
+    @app.errorhandler(FeikongError)
+    def _feikong_error(e: FeikongError):
+        return jsonify(e.to_body()), e.status
+
+    @app.errorhandler(BotoCoreError)
+    def _backend_down(e: BotoCoreError):
+        app.logger.error("database unreachable: %s", e)
+        body = {"error": {"code": "backend_unavailable", "message": "服务暂时不可用，请稍后重试"}}
+        return jsonify(body), 503
+
+    @app.errorhandler(404)
+    def _not_found(e):
+        return jsonify({"error": {"code": "not_found", "message": "页面不存在"}}), 404
+
+    @app.get("/health")
+    def health_check():
+        result = health.check()
+        return jsonify(result), 200 if result["status"] == "ok" else 503
+
+    @app.get("/")
+    def index():
+        if not console_open():
+            return jsonify({"service": "feikong", "health": "/health"})
+        property_id = request.args.get("property") or os.environ.get("FEIKONG_DEFAULT_PROPERTY", "")
+        if not property_id:
+            raise NotFound("请指定物业 (?property=...)", code="property_required")
+        view = directory.property_overview(property_id)
+        return render_template("rooms.html", **view)
+
+    @app.get("/admin/api/properties/<property_id>/buildings/<building_id>/rooms")
+    def rooms(property_id: str, building_id: str):
+        if not console_open():
+            raise NotFound("页面不存在")
+        rows = directory.rooms_with_balances(property_id, building_id)
+        return jsonify(
+            {
+                "rooms": [
+                    {
+                        "room_id": r["room"].room_id,
+                        "name": r["room"].name,
+                        "area_m2": r["room"].area_m2,
+                        "balance_fen": r["balance"],
+                        "balance": yuan(r["balance"]),
+                        "accounts": [
+                            {"account_id": a.account_id, "name": a.name, "balance_fen": a.balance}
+                            for a in r["accounts"]
+                        ],
+                    }
+                    for r in rows
+                ]
+            }
+        )
+
+    return app
+
+
+app = create_app()
