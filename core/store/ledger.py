@@ -105,7 +105,11 @@ class LedgerStore:
                 AccountItem.version.set(entry.seq),
                 AccountItem.last_posted_at.set(entry.posted_at),
             ],
-            AccountItem.version == state.version,
+            # The plan was made against this version, limit and status; if any changed
+            # (another writer, or an admin's settings change), the plan is void.
+            (AccountItem.version == state.version)
+            & (AccountItem.overdraft_limit == state.overdraft_limit)
+            & (AccountItem.status == state.status),
             tag=ACCOUNT_TAG,
         )
         for extra in extras:
