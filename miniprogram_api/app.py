@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from botocore.exceptions import BotoCoreError
 from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from core.domain.errors import FeikongError, NotFound
 from core.domain.money import yuan
@@ -29,11 +29,16 @@ def create_app() -> Flask:
     def _feikong_error(e: FeikongError):
         return jsonify(e.to_body()), e.status
 
-    @app.errorhandler(BotoCoreError)
-    def _backend_down(e: BotoCoreError):
-        app.logger.error("database unreachable: %s", e)
-        body = {"error": {"code": "backend_unavailable", "message": "服务暂时不可用，请稍后重试"}}
-        return jsonify(body), 503
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        if isinstance(e, HTTPException):
+            return e
+        if health.is_backend_down(e):
+            app.logger.error("backend unreachable: %s", e)
+            body = {"error": {"code": "backend_unavailable", "message": "服务暂时不可用，请稍后重试"}}
+            return jsonify(body), 503
+        app.logger.exception("unhandled error")
+        return jsonify({"error": {"code": "internal_error", "message": "系统错误，请稍后重试"}}), 500
 
     @app.errorhandler(404)
     def _not_found(e):

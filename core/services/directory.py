@@ -194,8 +194,8 @@ def rooms_with_balances(property_id: str, building_id: str) -> list[dict]:
     _require_property(property_id)
     _require_building(property_id, building_id)
     by_room: dict[str, list[Account]] = {}
-    for a in store.accounts_of_building(building_id):
-        if a.property_id == property_id:
+    for a in store.accounts_of_building(property_id, building_id):
+        if a.property_id == property_id:  # the key already scopes it; belt and braces
             by_room.setdefault(a.room_id, []).append(a)
     rows = []
     for r in sorted(store.rooms(property_id, building_id), key=lambda r: r.room_id):

@@ -166,6 +166,7 @@ def account_item(a: Account, last_posted_at: str) -> AccountItem:
         a.account_id,
         property_id=a.property_id,
         building_id=a.building_id,
+        building_key=f"{a.property_id}#{a.building_id}",
         room_id=a.room_id,
         tenant_id=a.tenant_id,
         name=a.name,
@@ -208,8 +209,8 @@ def accounts(account_ids: Iterable[str]) -> list[Account]:
     return [_account(i) for i in _batch_get(AccountItem, keys)]
 
 
-def accounts_of_building(building_id: str) -> list[Account]:
-    return accounts(i.account_id for i in AccountItem.by_building.query(building_id))
+def accounts_of_building(property_id: str, building_id: str) -> list[Account]:
+    return accounts(i.account_id for i in AccountItem.by_building.query(f"{property_id}#{building_id}"))
 
 
 def accounts_of_tenant(tenant_id: str) -> list[Account]:

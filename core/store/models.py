@@ -100,7 +100,7 @@ class TenantItem(_Base):
 
 class AccountsByBuilding(GlobalSecondaryIndex):
     Meta = _index_meta("by_building", KeysOnlyProjection())
-    building_id = UnicodeAttribute(hash_key=True)
+    building_key = UnicodeAttribute(hash_key=True)  # "<property_id>#<building_id>"
     room_id = UnicodeAttribute(range_key=True)
 
 
@@ -121,6 +121,7 @@ class AccountItem(_Base):
     account_id = UnicodeAttribute(hash_key=True)
     property_id = UnicodeAttribute()
     building_id = UnicodeAttribute()
+    building_key = UnicodeAttribute()
     room_id = UnicodeAttribute()
     tenant_id = UnicodeAttribute()
     name = UnicodeAttribute()

@@ -1,0 +1,79 @@
+"""The Flask app over real HTTP (a werkzeug server on a free port) against the emulator."""
+
+import threading
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from core.services.ledger import LedgerService
+from infra.local import free_port
+from miniprogram_api.app import create_app
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("FEIKONG_CONSOLE_OPEN", "1")
+    port = free_port()
+    srv = make_server("127.0.0.1", port, create_app(), threaded=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{port}"
+    srv.shutdown()
+
+
+def test_health(server):
+    r = requests.get(f"{server}/health", timeout=10)
+    assert r.status_code == 200 and r.json() == {"status": "ok", "database": "ok"}
+
+
+def test_first_page_lists_rooms_with_balances(server, world):
+    a = world.account(opening=12_345)
+    world.account(opening=-250)
+    LedgerService().post(account_id=a, entry_id="use:x", kind="energy", amount=45, cause="t", actor="t")
+    r = requests.get(f"{server}/", params={"property": world.property_id}, timeout=10)
+    assert r.status_code == 200
+    assert "测试物业" in r.text and "R001" in r.text
+    assert "123.00" in r.text and "-2.50" in r.text
+    assert "1 户欠费" in r.text
+
+
+def test_rooms_api(server, world):
+    world.account(opening=500)
+    r = requests.get(f"{server}/admin/api/properties/{world.property_id}/buildings/B1/rooms", timeout=10)
+    assert r.status_code == 200
+    assert r.json()["rooms"][0]["balance_fen"] == 500 and r.json()["rooms"][0]["balance"] == "5.00"
+
+
+def test_unknown_property_is_a_clear_404(server):
+    r = requests.get(f"{server}/admin/api/properties/nope/buildings/B1/rooms", timeout=10)
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "property_not_found"
+    assert r.json()["error"]["message"] == "物业不存在"
+
+
+def test_console_is_closed_unless_switched_on(server, world, monkeypatch):
+    monkeypatch.delenv("FEIKONG_CONSOLE_OPEN")
+    r = requests.get(f"{server}/admin/api/properties/{world.property_id}/buildings/B1/rooms", timeout=10)
+    assert r.status_code == 404
+    assert "R00" not in r.text
+
+
+def test_dead_database_is_a_503_with_a_clear_body(monkeypatch):
+    """A separate process, so that its clients point at a port where nothing listens."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from miniprogram_api.app import create_app\n"
+        "c = create_app().test_client(); r = c.get('/health'); print(r.status_code, json.dumps(r.json))\n"
+        "r = c.get('/admin/api/properties/p/buildings/b/rooms'); print(r.status_code, json.dumps(r.json))\n"
+    )
+    import os
+
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "FEIKONG_CONSOLE_OPEN": "1",
+           "AWS_MAX_ATTEMPTS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("503") and '"degraded"' in lines[0]
+    assert lines[1].startswith("503") and "backend_unavailable" in lines[1]
