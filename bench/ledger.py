@@ -1,0 +1,127 @@
+"""Ledger throughput: postings per second through LedgerService next to the same
+DynamoDB TransactWriteItems issued raw with boto3, against the same emulator, in one
+run. Rounds alternate (service, raw, service, raw, ...) so that machine noise hits both.
+
+    .venv/bin/python bench/ledger.py [--rounds 6] [--per-round 300]
+
+Target: ratio = service rate / raw rate >= 0.8 (our overhead per posting under 25%).
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from infra.local import Emulator, apply_env, bootstrap, free_port, is_emulator  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--per-round", type=int, default=300)
+    parser.add_argument("--accounts", type=int, default=20)
+    args = parser.parse_args()
+
+    emulator = None
+    if not is_emulator(os.environ.get("AWS_ENDPOINT_URL", "")):
+        emulator = Emulator(free_port()).start()
+        apply_env(emulator.port)
+    try:
+        bootstrap()
+        return run(args)
+    finally:
+        if emulator:
+            emulator.stop()
+
+
+def run(args) -> int:
+    import boto3
+
+    from core.domain.ledger import format_time
+    from core.services.ledger import LedgerService, utcnow
+    from core.store.models import AccountItem, LedgerEntryItem
+    from tests.conftest import World
+
+    world = World()
+    opening = 10**9
+    svc_accounts = [world.account(opening=opening) for _ in range(args.accounts)]
+    raw_accounts = [world.account(opening=opening) for _ in range(args.accounts)]
+    ledger = LedgerService()
+    client = boto3.client("dynamodb")
+    ledger_table, accounts_table = LedgerEntryItem.Meta.table_name, AccountItem.Meta.table_name
+    raw_state = {a: [opening, 1] for a in raw_accounts}  # balance, version
+
+    def service_round(r: int) -> float:
+        t = time.perf_counter()
+        for i in range(args.per_round):
+            ledger.post(account_id=svc_accounts[i % len(svc_accounts)], entry_id=f"use:bench:{r}:{i}",
+                        kind="energy", amount=37, cause=f"bench:{r}:{i}", actor="bench")
+        return time.perf_counter() - t
+
+    def raw_round(r: int) -> float:
+        t = time.perf_counter()
+        for i in range(args.per_round):
+            a = raw_accounts[i % len(raw_accounts)]
+            balance, version = raw_state[a]
+            now = format_time(utcnow())
+            client.transact_write_items(TransactItems=[
+                {"Put": {
+                    "TableName": ledger_table,
+                    "Item": {
+                        "account_id": {"S": a}, "entry_id": {"S": f"use:raw:{r}:{i}"}, "seq": {"N": str(version + 1)},
+                        "kind": {"S": "energy"}, "amount": {"N": "-37"}, "balance_after": {"N": str(balance - 37)},
+                        "cause": {"S": f"bench:{r}:{i}"}, "actor": {"S": "bench"}, "posted_at": {"S": now},
+                        "memo": {"S": ""}, "property_id": {"S": world.property_id},
+                    },
+                    "ConditionExpression": "attribute_not_exists(entry_id)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }},
+                {"Update": {
+                    "TableName": accounts_table,
+                    "Key": {"account_id": {"S": a}},
+                    "UpdateExpression": "SET balance = :b, version = :n, last_posted_at = :t",
+                    "ConditionExpression": "version = :v AND overdraft_limit = :o AND #s = :s",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {
+                        ":b": {"N": str(balance - 37)}, ":n": {"N": str(version + 1)}, ":t": {"S": now},
+                        ":v": {"N": str(version)}, ":o": {"N": "0"}, ":s": {"S": "OPEN"},
+                    },
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }},
+            ])
+            raw_state[a] = [balance - 37, version + 1]
+        return time.perf_counter() - t
+
+    # warm up both paths (connections, account memory)
+    service_round(-1)
+    raw_round(-1)
+    svc_time = raw_time = 0.0
+    for r in range(args.rounds):
+        svc_time += service_round(r)
+        raw_time += raw_round(r)
+    n = args.rounds * args.per_round
+    svc_rate, raw_rate = n / svc_time, n / raw_time
+    ratio = svc_rate / raw_rate
+    exact = all(ledger.verify(a)["ok"] for a in svc_accounts)
+    print(f"postings per round: {args.per_round}, rounds: {args.rounds}, accounts: {args.accounts}")
+    print(f"ledger service:            {svc_rate:8.1f} postings/s  ({svc_time / n * 1000:.2f} ms each)")
+    print(f"raw boto3 TransactWrite:   {raw_rate:8.1f} postings/s  ({raw_time / n * 1000:.2f} ms each)")
+    print(f"ratio service/raw:         {ratio:.3f}  (target >= 0.8)")
+    print(f"balances == sum(entries):  {exact}")
+    print(json.dumps({
+        "bench": "ledger", "ratio": round(ratio, 3), "service_per_second": round(svc_rate, 1),
+        "raw_per_second": round(raw_rate, 1), "postings": n, "balances_exact": exact, "target": 0.8,
+        "pass": ratio >= 0.8 and exact,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

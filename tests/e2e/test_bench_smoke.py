@@ -1,0 +1,21 @@
+"""The benchmark scripts keep running (their speed targets live in the scripts, not here)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ledger_bench_runs_and_ends_with_its_json_line(aws):
+    proc = subprocess.run(
+        [sys.executable, "bench/ledger.py", "--rounds", "1", "--per-round", "30", "--accounts", "3"],
+        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert last["bench"] == "ledger" and last["postings"] == 30
+    assert last["balances_exact"] is True
+    assert last["ratio"] > 0
