@@ -59,3 +59,62 @@ class World:
 @pytest.fixture
 def world(aws) -> World:
     return World()
+
+
+FLAT_PLAN = {
+    "plan_id": "flat-1yuan",
+    "name": "测试平价",
+    "utility": "electricity",
+    "versions": [{"effective_from": "2020-01-01T00:00:00+08:00", "prices": {"flat": "1.0000"}}],
+}
+
+
+class Clock:
+    """An injected clock: tests move time instead of sleeping through it."""
+
+    def __init__(self, start) -> None:
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **kw) -> None:
+        from datetime import timedelta
+
+        self.now = self.now + timedelta(**kw)
+
+
+class Metered(World):
+    """A World with a site, a tariff plan and meters on accounts."""
+
+    def __init__(self, plan: dict | None = None, protection: dict | None = None) -> None:
+        super().__init__()
+        from core.services import control, tariffs
+
+        plan = dict(plan or FLAT_PLAN, plan_id=uid("plan"))
+        self.plan_id = tariffs.import_plan(self.property_id, plan, "test").plan_id
+        control.set_protection(self.property_id, protection or {"night": None, "weekends": False, "holidays": False})
+        self.site = self.d.register_site(self.property_id, uid("s"), "测试网关")
+        self.addresses = 0
+
+    def meter(self, account_id: str, kind: str = "electric_1p", billing_mode: str = "cloud", rated_kw: str = "20",
+              plan_id: str | None = None) -> str:
+        from core.services import tariffs
+
+        self.addresses += 1
+        meter_id = uid("m")
+        self.d.add_meter(self.property_id, meter_id, account_id, self.site.site_id, kind, "acrel-ddsy1352", "bus1",
+                         self.addresses, billing_mode=billing_mode, rated_kw=rated_kw)
+        tariffs.assign(self.property_id, meter_id, plan_id or self.plan_id)
+        return meter_id
+
+    def sim(self):
+        from core.integrations.queues import uplink_url
+        from infra.sitesim import SimSite
+
+        return SimSite(self.site.site_id, self.site.secret, self.site.down_queue, uplink_url())
+
+
+@pytest.fixture
+def metered(aws) -> Metered:
+    return Metered()

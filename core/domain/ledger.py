@@ -29,11 +29,13 @@ class EntryKind(StrEnum):
 CREDIT_KINDS = frozenset({EntryKind.RECHARGE, EntryKind.ADJUST_CREDIT})
 # Debits that pay money out never take the balance below zero.
 NEVER_BELOW_ZERO = frozenset({EntryKind.REFUND, EntryKind.WITHDRAWAL})
-# Debits for consumption may use the account's overdraft.
-OVERDRAFT_KINDS = frozenset(
-    {EntryKind.ENERGY, EntryKind.WATER, EntryKind.FEE, EntryKind.ADJUST_DEBIT}
-)
-POSTABLE_KINDS = CREDIT_KINDS | NEVER_BELOW_ZERO | OVERDRAFT_KINDS
+# Charges decided by people may use the account's overdraft and no more.
+OVERDRAFT_KINDS = frozenset({EntryKind.FEE, EntryKind.ADJUST_DEBIT})
+# Metered usage has already been delivered: it is always recorded, even past the
+# overdraft (the debt is real). The overdraft is the cut-off line that stops further
+# supply (core/domain/control.py), not a reason to lose what was used before the cut.
+METERED_KINDS = frozenset({EntryKind.ENERGY, EntryKind.WATER})
+POSTABLE_KINDS = CREDIT_KINDS | NEVER_BELOW_ZERO | OVERDRAFT_KINDS | METERED_KINDS
 
 ACCOUNT_OPEN = "OPEN"
 ACCOUNT_CLOSED = "CLOSED"
@@ -79,6 +81,9 @@ class PostingRequest:
     @classmethod
     def build(cls, **kw: object) -> PostingRequest:
         """Validate raw input into a request; raises ValidationError, never writes."""
+        unknown = set(kw) - {"account_id", "entry_id", "kind", "amount", "cause", "actor", "occurred_at", "memo"}
+        if unknown:
+            raise ValidationError(f"未知字段: {', '.join(sorted(unknown))}", code="field_unknown")
         account_id = require_id(kw.get("account_id"), "account_id")
         entry_id = require_id(kw.get("entry_id"), "entry_id")
         raw_kind = kw.get("kind")
@@ -119,6 +124,10 @@ class AccountState:
     status: str = ACCOUNT_OPEN
     last_posted_at: str = ""
     property_id: str = ""
+    settings_rev: int = 0  # any settings change bumps it and voids plans made before
+    # control fields carried along for the policies that act on balance changes:
+    # keep_supply, restore_line, alarm_levels, alarm_repeats, alarm_state, cut_state, cut_due_at
+    control: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -149,8 +158,8 @@ class Entry:
 
 
 def floor_for(kind: EntryKind, overdraft_limit: int) -> int | None:
-    """Lowest balance a posting of this kind may leave, or None for no floor (credits)."""
-    if kind in CREDIT_KINDS:
+    """Lowest balance a posting of this kind may leave, or None for no floor."""
+    if kind in CREDIT_KINDS or kind in METERED_KINDS:
         return None
     if kind in NEVER_BELOW_ZERO:
         return 0

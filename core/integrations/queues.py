@@ -3,6 +3,8 @@ and the adapter that creates a site's down queue."""
 
 from __future__ import annotations
 
+import json
+
 import boto3
 
 from core.domain.naming import resource_name
@@ -36,10 +38,34 @@ def site_queue_name(site_id: str) -> str:
     return resource_name(f"site-{site_id}-down.fifo")
 
 
+_client = None
+
+
 def sqs():
-    return boto3.client("sqs")
+    global _client
+    if _client is None:
+        _client = boto3.client("sqs")
+    return _client
 
 
 def ensure_site_queue(site_id: str) -> str:
     """Create (or find) the FIFO queue that carries commands to one site. Returns its URL."""
     return sqs().create_queue(QueueName=site_queue_name(site_id), Attributes=SITE_QUEUE_ATTRIBUTES)["QueueUrl"]
+
+
+def send_command(queue_url: str, body: dict, *, group: str, dedup: str) -> None:
+    """One signed command on a site's FIFO queue: ordered per meter, deduplicated by id."""
+    sqs().send_message(
+        QueueUrl=queue_url,
+        MessageBody=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        MessageGroupId=group,
+        MessageDeduplicationId=dedup[:128],
+    )
+
+
+def uplink_url() -> str:
+    return sqs().get_queue_url(QueueName=queue_name("uplink"))["QueueUrl"]
+
+
+def send_uplink(body: dict) -> None:
+    sqs().send_message(QueueUrl=uplink_url(), MessageBody=json.dumps(body, ensure_ascii=False))

@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
@@ -29,6 +30,7 @@ from core.store.ledger import ExtraOp, LedgerStore
 log = Logger(service="feikong", child=True)
 
 Clock = Callable[[], datetime]
+Hook = Callable[[AccountState, Entry], tuple[dict, list]]
 
 
 def utcnow() -> datetime:
@@ -45,11 +47,14 @@ class LedgerService:
 
     # -- writing ---------------------------------------------------------------------
 
-    def post(self, extras: Iterable[ExtraOp] = (), **fields: object) -> Entry:
+    def post(self, extras: Iterable[ExtraOp] = (), hook: Hook | None = None, **fields: object) -> Entry:
         """Validate and post one entry; see PostingRequest.build for the fields."""
-        return self.post_request(PostingRequest.build(**fields), extras)
+        return self.post_request(PostingRequest.build(**fields), extras, hook)
 
-    def post_request(self, req: PostingRequest, extras: Iterable[ExtraOp] = ()) -> Entry:
+    def post_request(self, req: PostingRequest, extras: Iterable[ExtraOp] = (), hook: Hook | None = None) -> Entry:
+        """Post one entry. `hook(state, entry)` may return (account control changes,
+        extra transaction items) decided against the exact state the entry is planned
+        on; it runs again on every retry, so its decisions are never stale."""
         extras = list(extras)
         state, fresh = self._state(req.account_id)
         for attempt in range(self.max_attempts):
@@ -64,9 +69,10 @@ class LedgerService:
                 if done is not None:
                     return self._same(done, req)
                 raise
-            outcome = self.store.commit(entry, state, extras)
+            changes, more = hook(state, entry) if hook else ({}, [])
+            outcome = self.store.commit(entry, state, [*extras, *more], changes)
             if outcome.status == "applied":
-                self._remember(req.account_id, state, entry)
+                self._remember(req.account_id, state, entry, changes)
                 log.info(
                     "ledger posting applied",
                     account_id=req.account_id,
@@ -89,7 +95,7 @@ class LedgerService:
                 raise NotFound("账户不存在", code="account_not_found", account_id=req.account_id)
             elif outcome.status == "extra_failed":
                 raise ConditionFailed(
-                    "记账条件不满足", failed=outcome.failed_tag, entry_id=req.entry_id
+                    "记账条件不满足", failed=outcome.failed_tag, entry_id=req.entry_id, item=outcome.failed_item
                 )
             else:  # transaction conflict: back off a little, then read afresh
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
@@ -127,18 +133,27 @@ class LedgerService:
             if known is None or known.version <= state.version:
                 self._states[state.account_id] = state
 
-    def _remember(self, account_id: str, before: AccountState, entry: Entry) -> None:
+    def _remember(self, account_id: str, before: AccountState, entry: Entry, changes: dict | None = None) -> None:
+        control = dict(before.control)
+        for k, v in (changes or {}).items():
+            control[k] = v if v is not None else ("" if k == "cut_due_at" else None)
         self._store_state(
-            AccountState(
-                account_id=account_id,
-                balance=entry.balance_after,
-                version=entry.seq,
-                overdraft_limit=before.overdraft_limit,
-                status=before.status,
-                last_posted_at=entry.posted_at,
-                property_id=before.property_id,
-            )
+            replace(before, balance=entry.balance_after, version=entry.seq, last_posted_at=entry.posted_at, control=control)
         )
+
+    def remember_control(self, account_id: str, changes: dict) -> None:
+        """Record control changes written outside a posting (they do not bump version)."""
+        with self._lock:
+            known = self._states.get(account_id)
+            if known is not None:
+                control = dict(known.control)
+                control.update({k: v for k, v in changes.items() if k != "cut_pending"})
+                self._states[account_id] = replace(known, control=control)
+
+    def state(self, account_id: str, fresh: bool = False) -> AccountState:
+        if fresh:
+            return self._reload(account_id)
+        return self._state(account_id)[0]
 
     def _forget(self, account_id: str) -> None:
         with self._lock:

@@ -226,13 +226,30 @@ def accounts_below(property_id: str, threshold: int) -> list[tuple[str, int]]:
     ]
 
 
-def set_account_settings(account_id: str, *, overdraft_limit: int | None = None, keep_supply: bool | None = None) -> None:
+def set_account_settings(
+    account_id: str,
+    *,
+    overdraft_limit: int | None = None,
+    keep_supply: bool | None = None,
+    restore_line: int | None = None,
+    alarm_levels: list[int] | None = None,
+    alarm_repeats: list[int] | None = None,
+    status: str | None = None,
+) -> None:
+    """Change settings; bumps settings_rev so that no plan made before stays valid."""
     actions = []
-    if overdraft_limit is not None:
-        actions.append(AccountItem.overdraft_limit.set(overdraft_limit))
-    if keep_supply is not None:
-        actions.append(AccountItem.keep_supply.set(keep_supply))
+    for attr, value in (
+        (AccountItem.overdraft_limit, overdraft_limit),
+        (AccountItem.keep_supply, keep_supply),
+        (AccountItem.restore_line, restore_line),
+        (AccountItem.alarm_levels, alarm_levels),
+        (AccountItem.alarm_repeats, alarm_repeats),
+        (AccountItem.status, status),
+    ):
+        if value is not None:
+            actions.append(attr.set(value))
     if actions:
+        actions.append(AccountItem.settings_rev.add(1))
         AccountItem(account_id).update(actions=actions, condition=AccountItem.account_id.exists())
 
 

@@ -31,6 +31,10 @@ class Outcome:
     entry: Entry | None = None
     state: AccountState | None = None
     failed_tag: str = ""
+    failed_item: dict | None = None
+
+
+CONTROL_FIELDS = ("alarm_state", "cut_state", "cut_due_at", "cut_pending")
 
 
 def state_from_item(item: AccountItem) -> AccountState:
@@ -42,7 +46,44 @@ def state_from_item(item: AccountItem) -> AccountState:
         status=item.status,
         last_posted_at=item.last_posted_at or "",
         property_id=item.property_id,
+        settings_rev=int(item.settings_rev or 0),
+        control={
+            "keep_supply": bool(item.keep_supply),
+            "restore_line": int(item.restore_line or 0),
+            "alarm_levels": [int(x) for x in item.alarm_levels] if item.alarm_levels else None,
+            "alarm_repeats": [int(x) for x in item.alarm_repeats] if item.alarm_repeats else None,
+            "alarm_state": _plain(item.alarm_state),
+            "cut_state": item.cut_state or "none",
+            "cut_due_at": item.cut_due_at or "",
+        },
     )
+
+
+def _plain(value) -> dict:
+    if value is None:
+        return {}
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    return {k: (_plain(v) if isinstance(v, dict) or hasattr(v, "as_dict") else _num(v)) for k, v in value.items()}
+
+
+def _num(v):
+    from decimal import Decimal
+
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return v
+
+
+def account_actions(changes: dict) -> list:
+    """SET (or REMOVE, for None) actions on the control fields of an account."""
+    actions = []
+    for name, value in changes.items():
+        if name not in CONTROL_FIELDS:
+            raise ValueError(f"not a control field: {name}")
+        attr = getattr(AccountItem, name)
+        actions.append(attr.remove() if value is None else attr.set(value))
+    return actions
 
 
 def entry_from_item(item: LedgerEntryItem) -> Entry:
@@ -94,7 +135,9 @@ class LedgerStore:
         except LedgerEntryItem.DoesNotExist:
             return None
 
-    def commit(self, entry: Entry, state: AccountState, extras: Iterable[ExtraOp] = ()) -> Outcome:
+    def commit(
+        self, entry: Entry, state: AccountState, extras: Iterable[ExtraOp] = (), account_changes: dict | None = None
+    ) -> Outcome:
         tx = Tx()
         tx.put(entry_item(entry), LedgerEntryItem.entry_id.does_not_exist(), tag=ENTRY_TAG)
         account = AccountItem(entry.account_id)
@@ -104,12 +147,11 @@ class LedgerStore:
                 AccountItem.balance.set(entry.balance_after),
                 AccountItem.version.set(entry.seq),
                 AccountItem.last_posted_at.set(entry.posted_at),
+                *account_actions(account_changes or {}),
             ],
-            # The plan was made against this version, limit and status; if any changed
-            # (another writer, or an admin's settings change), the plan is void.
-            (AccountItem.version == state.version)
-            & (AccountItem.overdraft_limit == state.overdraft_limit)
-            & (AccountItem.status == state.status),
+            # The plan was made against this version and these settings; if either
+            # changed (another writer, an admin's settings change), the plan is void.
+            (AccountItem.version == state.version) & (AccountItem.settings_rev == state.settings_rev),
             tag=ACCOUNT_TAG,
         )
         for extra in extras:
@@ -132,7 +174,7 @@ class LedgerStore:
             return Outcome("stale", state=state_from_item(AccountItem.from_raw_data(acct.item)))
         for f in failures:
             if f.code == "ConditionalCheckFailed":
-                return Outcome("extra_failed", failed_tag=f.tag)
+                return Outcome("extra_failed", failed_tag=f.tag, failed_item=f.item)
         # TransactionConflict, throttling and the like: the caller retries.
         return Outcome("conflict", failed_tag=",".join(f"{f.tag}:{f.code}" for f in failures))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pynamodb.attributes import (
     BooleanAttribute,
+    ListAttribute,
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
@@ -68,6 +69,7 @@ class DirectoryItem(_Base):
     level = NumberAttribute(null=True)
     area_m2 = UnicodeAttribute(null=True)
     timezone = UnicodeAttribute(null=True)
+    protection = MapAttribute(null=True)
 
 
 # --- tenants --------------------------------------------------------------------------
@@ -116,6 +118,14 @@ class AccountsByPropertyBalance(GlobalSecondaryIndex):
     balance = NumberAttribute(range_key=True)
 
 
+class AccountsByCutDue(GlobalSecondaryIndex):
+    """Sparse: only accounts with a pending cut carry cut_pending."""
+
+    Meta = _index_meta("by_cut_due", KeysOnlyProjection())
+    cut_pending = UnicodeAttribute(hash_key=True)
+    cut_due_at = UnicodeAttribute(range_key=True)
+
+
 class AccountItem(_Base):
     Meta = _meta("accounts")
     account_id = UnicodeAttribute(hash_key=True)
@@ -132,9 +142,18 @@ class AccountItem(_Base):
     keep_supply = BooleanAttribute(default=False)
     opened_at = UnicodeAttribute()
     last_posted_at = UnicodeAttribute()
+    settings_rev = NumberAttribute(default=0)  # bumped by every settings change
+    alarm_levels = ListAttribute(of=NumberAttribute, null=True)
+    alarm_repeats = ListAttribute(of=NumberAttribute, null=True)
+    alarm_state = MapAttribute(default=dict)
+    restore_line = NumberAttribute(default=0)
+    cut_state = UnicodeAttribute(default="none")
+    cut_due_at = UnicodeAttribute(null=True)
+    cut_pending = UnicodeAttribute(null=True)
     by_building = AccountsByBuilding()
     by_tenant = AccountsByTenant()
     by_property_balance = AccountsByPropertyBalance()
+    by_cut_due = AccountsByCutDue()
 
 
 # --- meters ---------------------------------------------------------------------------
@@ -150,6 +169,14 @@ class MetersBySite(GlobalSecondaryIndex):
     Meta = _index_meta("by_site", KeysOnlyProjection())
     site_id = UnicodeAttribute(hash_key=True)
     meter_id = UnicodeAttribute(range_key=True)
+
+
+class MetersByLastSeen(GlobalSecondaryIndex):
+    """Sparse: only meters believed online carry online_key ("ON")."""
+
+    Meta = _index_meta("by_last_seen", KeysOnlyProjection())
+    online_key = UnicodeAttribute(hash_key=True)
+    last_seen = UnicodeAttribute(range_key=True)
 
 
 class ReadingAttribute(MapAttribute):
@@ -175,8 +202,28 @@ class MeterItem(_Base):
     online = BooleanAttribute(default=False)
     keep_supply = BooleanAttribute(default=False)
     last_reading = ReadingAttribute(null=True)
+    plan_id = UnicodeAttribute(null=True)
+    # rating baseline: the last reading accounted for
+    rated_seq = NumberAttribute(null=True)
+    rated_at = UnicodeAttribute(null=True)
+    rated_total = UnicodeAttribute(null=True)
+    rated_registers = MapAttribute(null=True)
+    carry_fen = UnicodeAttribute(default="0")
+    cycle = UnicodeAttribute(default="")
+    cycle_usage = UnicodeAttribute(default="0")
+    last_seen = UnicodeAttribute(null=True)
+    online_key = UnicodeAttribute(null=True)
+    relay_command_id = UnicodeAttribute(null=True)
+    desired_relay = UnicodeAttribute(null=True)
+    # meter-side billing mirror
+    meter_balance = NumberAttribute(null=True)
+    purchase_count = NumberAttribute(null=True)
+    purchase_expected = NumberAttribute(default=0)
+    retired = BooleanAttribute(default=False)
+    replaced_by = UnicodeAttribute(null=True)
     by_account = MetersByAccount()
     by_site = MetersBySite()
+    by_last_seen = MetersByLastSeen()
 
 
 # --- sites (on-prem bridges) ----------------------------------------------------------
@@ -224,6 +271,76 @@ class LedgerEntryItem(_Base):
     by_time = LedgerByTime()
 
 
+# --- tariffs, commands, events --------------------------------------------------------
+
+
+class TariffItem(_Base):
+    Meta = _meta("tariffs")
+    plan_id = UnicodeAttribute(hash_key=True)
+    property_id = UnicodeAttribute()
+    document = UnicodeAttribute()  # the plan's JSON document, as imported
+    updated_at = UnicodeAttribute()
+    updated_by = UnicodeAttribute()
+
+
+class CommandsByMeter(GlobalSecondaryIndex):
+    Meta = _index_meta("by_meter", AllProjection())
+    meter_id = UnicodeAttribute(hash_key=True)
+    issued_at = UnicodeAttribute(range_key=True)
+
+
+class CommandsOpen(GlobalSecondaryIndex):
+    """Sparse: only queued/sent commands carry open_key ("OPEN")."""
+
+    Meta = _index_meta("by_open", KeysOnlyProjection())
+    open_key = UnicodeAttribute(hash_key=True)
+    expires_at = UnicodeAttribute(range_key=True)
+
+
+class CommandItem(_Base):
+    Meta = _meta("commands")
+    command_id = UnicodeAttribute(hash_key=True)
+    site_id = UnicodeAttribute()
+    meter_id = UnicodeAttribute()
+    property_id = UnicodeAttribute()
+    account_id = UnicodeAttribute(default="")
+    op = UnicodeAttribute()
+    args = MapAttribute(default=dict)
+    state = UnicodeAttribute()
+    cause = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    issued_at = UnicodeAttribute()
+    expires_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    open_key = UnicodeAttribute(null=True)
+    superseded_by = UnicodeAttribute(null=True)
+    result = MapAttribute(null=True)
+    by_meter = CommandsByMeter()
+    by_open = CommandsOpen()
+
+
+class EventsByProperty(GlobalSecondaryIndex):
+    Meta = _index_meta("by_property", AllProjection())
+    property_id = UnicodeAttribute(hash_key=True)
+    at = UnicodeAttribute(range_key=True)
+
+
+class EventItem(_Base):
+    """Anomalies, alarms, meter online/offline, commands and security events: the
+    audit trail. scope is "meter#<id>", "account#<id>" or "site#<id>"."""
+
+    Meta = _meta("events")
+    scope = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute(range_key=True)
+    property_id = UnicodeAttribute()
+    at = UnicodeAttribute()
+    type = UnicodeAttribute()
+    status = UnicodeAttribute(default="")
+    message = UnicodeAttribute(default="")
+    data = MapAttribute(default=dict)
+    by_property = EventsByProperty()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     DirectoryItem,
     TenantItem,
@@ -231,4 +348,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     MeterItem,
     SiteItem,
     LedgerEntryItem,
+    TariffItem,
+    CommandItem,
+    EventItem,
 )

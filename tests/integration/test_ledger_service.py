@@ -58,19 +58,21 @@ def test_same_id_with_different_content_is_a_conflict(world):
 def test_retry_of_an_applied_debit_is_not_refused_for_insufficient_funds(world):
     a = world.account(opening=1000)
     ledger = LedgerService()
-    post(ledger, a, "use:1", "energy", 1000)
-    # balance is now 0: a new debit would be refused, the retry of the old one is not
-    assert post(ledger, a, "use:1", "energy", 1000).duplicate
+    post(ledger, a, "refund:1", "refund", 1000)
+    # balance is now 0: a new refund would be refused, the retry of the old one is not
+    assert post(ledger, a, "refund:1", "refund", 1000).duplicate
     with pytest.raises(InsufficientFunds):
-        post(ledger, a, "use:2", "energy", 1)
+        post(ledger, a, "refund:2", "refund", 1)
 
 
 def test_overdraft_and_refund_floor(world):
     a = world.account(opening=1000, overdraft=500)
     ledger = LedgerService()
-    assert post(ledger, a, "use:1", "energy", 1400).balance_after == -400
+    assert post(ledger, a, "fee:1", "fee", 1400).balance_after == -400
     with pytest.raises(InsufficientFunds):
-        post(ledger, a, "use:2", "water", 101)
+        post(ledger, a, "fee:2", "fee", 101)
+    assert post(ledger, a, "use:2", "water", 101).balance_after == -501  # usage is always recorded
+    post(ledger, a, "pay:0", "recharge", 101)
     with pytest.raises(InsufficientFunds):
         post(ledger, a, "refund:1", "refund", 1)
     post(ledger, a, "pay:1", "recharge", 2000)
@@ -83,10 +85,10 @@ def test_overdraft_and_refund_floor(world):
 def test_stale_memory_of_a_limit_change_cannot_overdraw(world):
     a = world.account(opening=100, overdraft=1000)
     ledger = LedgerService()
-    post(ledger, a, "use:1", "energy", 50)  # the service now remembers overdraft 1000
+    post(ledger, a, "fee:1", "fee", 50)  # the service now remembers overdraft 1000
     store.set_account_settings(a, overdraft_limit=0)  # an admin lowers it elsewhere
     with pytest.raises(InsufficientFunds):
-        post(ledger, a, "use:2", "energy", 500)
+        post(ledger, a, "fee:2", "fee", 500)
     assert ledger.balance(a) == 50
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from core.domain.errors import InsufficientFunds
-from core.domain.ledger import CREDIT_KINDS, NEVER_BELOW_ZERO, EntryKind, PostingRequest
+from core.domain.ledger import NEVER_BELOW_ZERO, EntryKind, PostingRequest, floor_for
 from core.services.ledger import LedgerService
 from core.store import directory as store
 from tests.conftest import World
@@ -37,7 +37,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def post(self, kind, amount, which):
         req = self._request(kind, amount)
         signed = req.signed_amount
-        floor = None if kind in CREDIT_KINDS else (0 if kind in NEVER_BELOW_ZERO else -self.overdraft)
+        floor = floor_for(kind, self.overdraft)
+        assert kind not in NEVER_BELOW_ZERO or floor == 0
         allowed = floor is None or self.balance + signed >= floor
         try:
             entry = self.services[which].post_request(req)

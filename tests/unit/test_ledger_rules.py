@@ -8,6 +8,7 @@ from core.domain.errors import AccountClosed, InsufficientFunds, ValidationError
 from core.domain.ledger import (
     ACCOUNT_CLOSED,
     CREDIT_KINDS,
+    METERED_KINDS,
     POSTABLE_KINDS,
     AccountState,
     EntryKind,
@@ -35,11 +36,17 @@ def test_credit_and_debit_signs():
     assert plan_posting(state(1000), req("energy", 300), NOW).balance_after == 700
 
 
-def test_consumption_may_use_the_overdraft_and_no_more():
-    assert plan_posting(state(100, overdraft=500), req("energy", 600), NOW).balance_after == -500
+def test_fees_may_use_the_overdraft_and_no_more():
+    assert plan_posting(state(100, overdraft=500), req("fee", 600), NOW).balance_after == -500
     with pytest.raises(InsufficientFunds) as e:
-        plan_posting(state(100, overdraft=500), req("energy", 601), NOW)
+        plan_posting(state(100, overdraft=500), req("adjust_debit", 601), NOW)
     assert e.value.details["floor"] == -500
+
+
+@pytest.mark.parametrize("kind", ["energy", "water"])
+def test_metered_usage_is_always_recorded_even_past_the_overdraft(kind):
+    """Usage already delivered is a real debt; the overdraft is the cut-off line."""
+    assert plan_posting(state(100, overdraft=500), req(kind, 10_000), NOW).balance_after == -9900
 
 
 @pytest.mark.parametrize("kind", ["refund", "withdrawal"])
@@ -123,7 +130,7 @@ def test_a_plan_is_either_refused_or_respects_its_floor(balance, overdraft, kind
     try:
         e = plan_posting(s, req(kind, amount), NOW)
     except InsufficientFunds:
-        assert kind not in CREDIT_KINDS
+        assert kind not in CREDIT_KINDS and kind not in METERED_KINDS
         floor = 0 if kind in {EntryKind.REFUND, EntryKind.WITHDRAWAL} else -overdraft
         assert balance - amount < floor
         return
@@ -131,5 +138,5 @@ def test_a_plan_is_either_refused_or_respects_its_floor(balance, overdraft, kind
     assert (e.amount > 0) == (kind in CREDIT_KINDS)
     if kind in {EntryKind.REFUND, EntryKind.WITHDRAWAL}:
         assert e.balance_after >= 0
-    elif kind not in CREDIT_KINDS:
+    elif kind not in CREDIT_KINDS and kind not in METERED_KINDS:
         assert e.balance_after >= -overdraft

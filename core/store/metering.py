@@ -1,0 +1,440 @@
+"""Persistence for rating and control: meter baselines, tariffs, commands, events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from pynamodb.exceptions import PutError, UpdateError
+
+from core.domain.control import OPEN_STATES, Command
+from core.domain.rating import Baseline
+from core.domain.tariff import RatingCarry
+from core.store.models import (
+    AccountItem,
+    CommandItem,
+    DirectoryItem,
+    EventItem,
+    MeterItem,
+    TariffItem,
+)
+from core.store.tx import Tx
+
+METER_TAG = "meter"
+
+
+# --- meters as rating sees them -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeterContext:
+    meter_id: str
+    property_id: str
+    account_id: str
+    site_id: str
+    kind: str
+    billing_mode: str
+    rated_kw: Decimal
+    plan_id: str | None
+    baseline: Baseline | None
+    online: bool
+    keep_supply: bool
+    relay_state: str
+    relay_command_id: str | None
+    desired_relay: str | None
+    meter_balance: int | None
+    purchase_count: int | None
+    purchase_expected: int
+    retired: bool
+
+
+def _context(i: MeterItem) -> MeterContext:
+    baseline = None
+    if i.rated_seq is not None:
+        regs = i.rated_registers.as_dict() if i.rated_registers else {}
+        baseline = Baseline(
+            seq=int(i.rated_seq),
+            read_at=datetime.fromisoformat(i.rated_at),
+            total=Decimal(i.rated_total),
+            registers={k: Decimal(str(v)) for k, v in regs.items()},
+            carry=RatingCarry(Decimal(i.carry_fen or "0"), i.cycle or "", Decimal(i.cycle_usage or "0")),
+        )
+    return MeterContext(
+        meter_id=i.meter_id,
+        property_id=i.property_id,
+        account_id=i.account_id,
+        site_id=i.site_id,
+        kind=i.kind,
+        billing_mode=i.billing_mode,
+        rated_kw=Decimal(i.rated_kw),
+        plan_id=i.plan_id,
+        baseline=baseline,
+        online=bool(i.online),
+        keep_supply=bool(i.keep_supply),
+        relay_state=i.relay_state,
+        relay_command_id=i.relay_command_id,
+        desired_relay=i.desired_relay,
+        meter_balance=int(i.meter_balance) if i.meter_balance is not None else None,
+        purchase_count=int(i.purchase_count) if i.purchase_count is not None else None,
+        purchase_expected=int(i.purchase_expected or 0),
+        retired=bool(i.retired),
+    )
+
+
+def load_meter(meter_id: str) -> MeterContext | None:
+    try:
+        return _context(MeterItem.get(meter_id, consistent_read=True))
+    except MeterItem.DoesNotExist:
+        return None
+
+
+def meter_from_raw(raw: dict) -> MeterContext:
+    return _context(MeterItem.from_raw_data(raw))
+
+
+@dataclass(frozen=True)
+class MeterUpdate:
+    """How a processed reading changes its meter (one UpdateItem in the reading's transaction)."""
+
+    meter_id: str
+    expected_seq: int | None  # the baseline seq the decision was made against (None: none yet)
+    baseline: Baseline | None  # new baseline, or None to keep it
+    seen_at: str
+    reading: dict | None  # last_reading map (None: an out-of-order reading leaves it)
+    online: bool
+    meter_balance: int | None = None
+    purchase_count: int | None = None
+
+    def add_to(self, tx: Tx) -> None:
+        actions = [
+            MeterItem.last_seen.set(self.seen_at),
+            MeterItem.online.set(True),
+            MeterItem.online_key.set("ON"),
+        ]
+        if self.reading is not None:
+            actions.append(MeterItem.last_reading.set(self.reading))
+        b = self.baseline
+        if b is not None:
+            actions += [
+                MeterItem.rated_seq.set(b.seq),
+                MeterItem.rated_at.set(b.read_at.isoformat()),
+                MeterItem.rated_total.set(str(b.total)),
+                MeterItem.rated_registers.set({k: str(v) for k, v in b.registers.items()}),
+                MeterItem.carry_fen.set(str(b.carry.remainder_fen)),
+                MeterItem.cycle.set(b.carry.cycle),
+                MeterItem.cycle_usage.set(str(b.carry.cycle_usage)),
+            ]
+        if self.meter_balance is not None:
+            actions.append(MeterItem.meter_balance.set(self.meter_balance))
+        if self.purchase_count is not None:
+            actions.append(MeterItem.purchase_count.set(self.purchase_count))
+        if self.expected_seq is None:
+            cond = MeterItem.rated_seq.does_not_exist()
+        else:
+            cond = MeterItem.rated_seq == self.expected_seq
+        tx.update(MeterItem(self.meter_id), actions, MeterItem.meter_id.exists() & cond, tag=METER_TAG)
+
+
+def commit_without_posting(update: MeterUpdate, events: Iterable[dict] = ()) -> list | None:
+    """A reading that moves no money: the meter update (and its events) alone."""
+    tx = Tx()
+    update.add_to(tx)
+    for e in events:
+        add_event(tx, e)
+    return tx.commit()
+
+
+def set_meter_offline(meter_id: str, last_seen: str, event: dict) -> bool:
+    """Mark offline if it has not been seen since last_seen. False if it has."""
+    tx = Tx()
+    tx.update(
+        MeterItem(meter_id),
+        [MeterItem.online.set(False), MeterItem.online_key.remove()],
+        MeterItem.last_seen == last_seen,
+        tag=METER_TAG,
+    )
+    add_event(tx, event)
+    return tx.commit() is None
+
+
+def stale_meters(cutoff: str, limit: int = 500) -> list[tuple[str, str]]:
+    return [
+        (i.meter_id, i.last_seen)
+        for i in MeterItem.by_last_seen.query("ON", MeterItem.last_seen < cutoff, limit=limit)
+    ]
+
+
+def set_meter_plan(meter_id: str, plan_id: str) -> None:
+    MeterItem(meter_id).update(actions=[MeterItem.plan_id.set(plan_id)], condition=MeterItem.meter_id.exists())
+
+
+def retire_meter(meter_id: str, replaced_by: str) -> None:
+    MeterItem(meter_id).update(
+        actions=[MeterItem.retired.set(True), MeterItem.replaced_by.set(replaced_by), MeterItem.online_key.remove()],
+        condition=MeterItem.meter_id.exists(),
+    )
+
+
+def seed_baseline(meter_id: str, baseline: Baseline) -> None:
+    MeterItem(meter_id).update(
+        actions=[
+            MeterItem.rated_seq.set(baseline.seq),
+            MeterItem.rated_at.set(baseline.read_at.isoformat()),
+            MeterItem.rated_total.set(str(baseline.total)),
+            MeterItem.rated_registers.set({k: str(v) for k, v in baseline.registers.items()}),
+            MeterItem.carry_fen.set(str(baseline.carry.remainder_fen)),
+            MeterItem.cycle.set(baseline.carry.cycle),
+            MeterItem.cycle_usage.set(str(baseline.carry.cycle_usage)),
+        ],
+        condition=MeterItem.meter_id.exists(),
+    )
+
+
+def set_relay_state(meter_id: str, state: str) -> None:
+    MeterItem(meter_id).update(actions=[MeterItem.relay_state.set(state)])
+
+
+def add_purchase(meter_id: str) -> None:
+    MeterItem(meter_id).update(actions=[MeterItem.purchase_expected.add(1)])
+
+
+# --- events (anomalies, alarms, meter and command events: the audit trail) -----------
+
+
+def event_item(e: dict) -> EventItem:
+    return EventItem(
+        e["scope"],
+        e["event_id"],
+        property_id=e["property_id"],
+        at=e["at"],
+        type=e["type"],
+        status=e.get("status", ""),
+        message=e.get("message", ""),
+        data=e.get("data", {}),
+    )
+
+
+def add_event(tx: Tx, e: dict) -> None:
+    tx.put(event_item(e), EventItem.event_id.does_not_exist(), tag=f"event:{e['event_id']}")
+
+
+def put_event(e: dict) -> bool:
+    try:
+        event_item(e).save(condition=EventItem.event_id.does_not_exist())
+        return True
+    except PutError as err:
+        if err.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def _event(i: EventItem) -> dict:
+    return {
+        "scope": i.scope,
+        "event_id": i.event_id,
+        "property_id": i.property_id,
+        "at": i.at,
+        "type": i.type,
+        "status": i.status,
+        "message": i.message,
+        "data": json.loads(json.dumps(i.data.as_dict() if i.data else {}, default=str)),
+    }
+
+
+def events_of(scope: str) -> list[dict]:
+    return [_event(i) for i in EventItem.query(scope, consistent_read=True)]
+
+
+def events_of_property(property_id: str, since: str = "", limit: int = 200) -> list[dict]:
+    cond = EventItem.at >= since if since else None
+    return [_event(i) for i in EventItem.by_property.query(property_id, cond, limit=limit, scan_index_forward=False)]
+
+
+def get_event(scope: str, event_id: str) -> dict | None:
+    try:
+        return _event(EventItem.get(scope, event_id, consistent_read=True))
+    except EventItem.DoesNotExist:
+        return None
+
+
+def set_event_status(scope: str, event_id: str, expected: str, status: str, by: str) -> bool:
+    try:
+        EventItem(scope, event_id).update(
+            actions=[EventItem.status.set(status), EventItem.data["decided_by"].set(by)],
+            condition=EventItem.status == expected,
+        )
+        return True
+    except UpdateError as err:
+        if err.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+# --- tariffs --------------------------------------------------------------------------
+
+
+def put_tariff(plan_id: str, property_id: str, document: dict, at: str, by: str) -> None:
+    TariffItem(plan_id, property_id=property_id, document=json.dumps(document, ensure_ascii=False), updated_at=at,
+               updated_by=by).save()
+
+
+def get_tariff(plan_id: str) -> tuple[str, dict] | None:
+    try:
+        i = TariffItem.get(plan_id, consistent_read=True)
+    except TariffItem.DoesNotExist:
+        return None
+    return i.property_id, json.loads(i.document)
+
+
+# --- property protection settings -----------------------------------------------------
+
+
+def get_protection(property_id: str) -> dict | None:
+    try:
+        i = DirectoryItem.get(property_id, "PROPERTY")
+    except DirectoryItem.DoesNotExist:
+        return None
+    return i.protection.as_dict() if i.protection else {}
+
+
+def set_protection(property_id: str, settings: dict) -> None:
+    DirectoryItem(property_id, "PROPERTY").update(
+        actions=[DirectoryItem.protection.set(settings)], condition=DirectoryItem.sk.exists()
+    )
+
+
+# --- accounts: control fields outside postings ----------------------------------------
+
+
+def set_cut_state(account_id: str, cut_state: str, due_at: str = "", expected: str | None = None) -> bool:
+    actions = [AccountItem.cut_state.set(cut_state)]
+    if cut_state == "pending":
+        actions += [AccountItem.cut_due_at.set(due_at), AccountItem.cut_pending.set("Y")]
+    else:
+        actions += [AccountItem.cut_due_at.remove(), AccountItem.cut_pending.remove()]
+    cond = AccountItem.account_id.exists()
+    if expected is not None:
+        cond &= AccountItem.cut_state == expected
+    try:
+        AccountItem(account_id).update(actions=actions, condition=cond)
+        return True
+    except UpdateError as err:
+        if err.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def set_alarm_state(account_id: str, state: dict) -> None:
+    AccountItem(account_id).update(actions=[AccountItem.alarm_state.set(state)])
+
+
+def due_cuts(now_iso: str, limit: int = 500) -> list[str]:
+    return [i.account_id for i in AccountItem.by_cut_due.query("Y", AccountItem.cut_due_at <= now_iso, limit=limit)]
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def _command(i: CommandItem) -> Command:
+    return Command(
+        command_id=i.command_id,
+        site_id=i.site_id,
+        meter_id=i.meter_id,
+        op=i.op,
+        args=i.args.as_dict() if i.args else {},
+        cause=i.cause,
+        actor=i.actor,
+        issued_at=i.issued_at,
+        expires_at=i.expires_at,
+        state=i.state,
+    )
+
+
+def get_command(command_id: str) -> Command | None:
+    try:
+        return _command(CommandItem.get(command_id, consistent_read=True))
+    except CommandItem.DoesNotExist:
+        return None
+
+
+def commands_of_meter(meter_id: str) -> list[Command]:
+    return [_command(i) for i in CommandItem.by_meter.query(meter_id, scan_index_forward=True)]
+
+
+def command_result(command_id: str) -> dict | None:
+    try:
+        i = CommandItem.get(command_id, consistent_read=True)
+    except CommandItem.DoesNotExist:
+        return None
+    return i.result.as_dict() if i.result else None
+
+
+def create_command(c: Command, property_id: str, account_id: str, supersede: str | None, relay: str | None,
+                   event: dict) -> str:
+    """Write a new command (queued) with its audit event; if it is a relay command, make it
+    the meter's outstanding one and supersede the previous if that is still open.
+    Returns "created", "exists" or "retry" (the previous command moved meanwhile)."""
+    tx = Tx()
+    item = CommandItem(
+        c.command_id, site_id=c.site_id, meter_id=c.meter_id, property_id=property_id, account_id=account_id,
+        op=c.op, args=c.args, state=c.state, cause=c.cause, actor=c.actor, issued_at=c.issued_at,
+        expires_at=c.expires_at, updated_at=c.issued_at, open_key="OPEN",
+    )
+    tx.put(item, CommandItem.command_id.does_not_exist(), tag="command")
+    if relay is not None:
+        cond = MeterItem.meter_id.exists()
+        cond &= MeterItem.relay_command_id == supersede if supersede else MeterItem.relay_command_id.does_not_exist()
+        tx.update(MeterItem(c.meter_id), [MeterItem.relay_command_id.set(c.command_id), MeterItem.desired_relay.set(relay)],
+                  cond, tag=METER_TAG)
+    if supersede:
+        tx.update(
+            CommandItem(supersede),
+            [CommandItem.state.set("superseded"), CommandItem.superseded_by.set(c.command_id),
+             CommandItem.open_key.remove(), CommandItem.updated_at.set(c.issued_at)],
+            CommandItem.state.is_in(*OPEN_STATES),
+            tag="previous",
+        )
+    add_event(tx, event)
+    failures = tx.commit()
+    if failures is None:
+        return "created"
+    tags = {f.tag for f in failures if f.code == "ConditionalCheckFailed"}
+    if "command" in tags:
+        return "exists"
+    return "retry"
+
+
+def move_command(command_id: str, to: str, at: str, from_states: tuple[str, ...], result: dict | None = None) -> bool:
+    actions = [CommandItem.state.set(to), CommandItem.updated_at.set(at)]
+    if to not in OPEN_STATES:
+        actions.append(CommandItem.open_key.remove())
+    if result is not None:
+        actions.append(CommandItem.result.set(result))
+    try:
+        CommandItem(command_id).update(actions=actions, condition=CommandItem.state.is_in(*from_states))
+        return True
+    except UpdateError as err:
+        if err.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def expired_commands(now_iso: str, limit: int = 500) -> list[str]:
+    return [i.command_id for i in CommandItem.by_open.query("OPEN", CommandItem.expires_at < now_iso, limit=limit)]
+
+
+def clear_relay_command(meter_id: str, command_id: str, relay_state: str | None) -> None:
+    """The meter's outstanding relay command finished: forget it and record the verified state."""
+    actions = [MeterItem.relay_command_id.remove()]
+    if relay_state:
+        actions.append(MeterItem.relay_state.set(relay_state))
+    try:
+        MeterItem(meter_id).update(actions=actions, condition=MeterItem.relay_command_id == command_id)
+    except UpdateError as err:
+        if err.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        if relay_state:  # a newer command is outstanding; still record what the meter said
+            set_relay_state(meter_id, relay_state)
