@@ -105,7 +105,8 @@ class Metered(World):
         meter_id = uid("m")
         self.d.add_meter(self.property_id, meter_id, account_id, self.site.site_id, kind, "acrel-ddsy1352", "bus1",
                          self.addresses, billing_mode=billing_mode, rated_kw=rated_kw)
-        tariffs.assign(self.property_id, meter_id, plan_id or self.plan_id)
+        if plan_id or kind != "water":
+            tariffs.assign(self.property_id, meter_id, plan_id or self.plan_id)
         return meter_id
 
     def sim(self):

@@ -249,3 +249,4 @@ class Command:
     issued_at: str = ""
     expires_at: str = ""
     state: str = QUEUED
+    account_id: str = ""

@@ -166,6 +166,8 @@ class Meter:
     online: bool = False
     keep_supply: bool = False
     last_reading: Reading | None = None
+    plan_id: str | None = None
+    retired: bool = False
 
     @staticmethod
     def validate_address(value: object) -> int:

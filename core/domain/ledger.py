@@ -24,11 +24,12 @@ class EntryKind(StrEnum):
     FEE = "fee"  # other charges (service fee, penalty)
     ADJUST_CREDIT = "adjust_credit"  # admin correction in the tenant's favour
     ADJUST_DEBIT = "adjust_debit"  # admin correction against the tenant
+    METER_TRANSFER = "meter_transfer"  # money moved into a meter that keeps it (meter-side billing)
 
 
 CREDIT_KINDS = frozenset({EntryKind.RECHARGE, EntryKind.ADJUST_CREDIT})
 # Debits that pay money out never take the balance below zero.
-NEVER_BELOW_ZERO = frozenset({EntryKind.REFUND, EntryKind.WITHDRAWAL})
+NEVER_BELOW_ZERO = frozenset({EntryKind.REFUND, EntryKind.WITHDRAWAL, EntryKind.METER_TRANSFER})
 # Charges decided by people may use the account's overdraft and no more.
 OVERDRAFT_KINDS = frozenset({EntryKind.FEE, EntryKind.ADJUST_DEBIT})
 # Metered usage has already been delivered: it is always recorded, even past the

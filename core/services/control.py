@@ -174,8 +174,14 @@ class Control:
         moved = store.move_command(c.command_id, status, format_time(self.clock()), policy.OPEN_STATES, result)
         if c.op in policy.RELAY_OPERATIONS:
             store.clear_relay_command(c.meter_id, c.command_id, relay)
-        if moved and c.op == policy.RECHARGE and status == policy.APPLIED:
-            store.add_purchase(c.meter_id)
+        applied = (store.get_command(c.command_id) or c).state == policy.APPLIED
+        if c.op == policy.RECHARGE and applied:  # idempotent steps: safe on a redelivered result
+            store.set_purchase_expected(c.meter_id, int(c.args["purchase_count"]))
+        if c.op == policy.RECHARGE and applied and not c.args.get("carry_over"):
+            # the money now sits in the meter: move it out of the platform balance, once
+            self.ledger.post(account_id=c.account_id, entry_id=f"meter:{c.command_id}", kind="meter_transfer",
+                             amount=int(c.args["amount"]), cause=f"command:{c.command_id}", actor="control",
+                             memo=f"充值到表 {c.meter_id}")
         log.info("command result", command_id=c.command_id, status=status, relay_state=relay, recorded=moved)
 
     # -- supply ----------------------------------------------------------------------
@@ -207,7 +213,21 @@ class Control:
         if not entry.duplicate and "last" in decisions:
             state, decision = decisions["last"]
             self.apply(state, decision, f"entry:{entry.entry_id}")
+            self.recharge_meters(state.account_id, entry.amount, f"entry:{entry.entry_id}")
         return entry
+
+    def recharge_meters(self, account_id: str, amount: int, cause: str) -> list[policy.Command]:
+        """Meter-side billing: send a credit to the meter that keeps the money, with the
+        purchase count it must reach (so that the bridge can apply it at most once)."""
+        out = []
+        for m in dstore.meters_of_account(account_id):
+            if m.billing_mode != "meter" or m.retired or amount <= 0:
+                continue
+            ctx = store.load_meter(m.meter_id)
+            out.append(self.issue(m.meter_id, policy.RECHARGE, cause, "control",
+                                  {"amount": amount, "purchase_count": ctx.purchase_expected + 1}))
+            break  # one meter per account keeps the money
+        return out
 
     def evaluate(self, account_id: str, cause: str) -> policy.ControlDecision:
         """Re-decide an account's supply now (pending cut due, keep-supply lifted...)."""

@@ -118,10 +118,11 @@ class Ingest:
 
     def reading(self, site_id: str, r: MeterReading) -> str:
         m = self._meter(r.meter_id)
-        if m is None or m.site_id != site_id or m.retired:
-            log.warning("reading for an unknown meter or another site's meter", meter_id=r.meter_id, site_id=site_id)
-            return "refused"
         for _ in range(20):
+            if m is None or m.site_id != site_id or m.retired:
+                log.warning("reading for an unknown, retired or another site's meter", meter_id=r.meter_id,
+                            site_id=site_id)
+                return "refused"
             try:
                 return self._once(m, r)
             except ConditionFailed as e:  # the meter moved on elsewhere: look again
@@ -172,7 +173,7 @@ class Ingest:
             if failures:
                 fresh = store.load_meter(m.meter_id)
                 raise _StaleMeter(fresh)
-            self._remember(self._moved(m, new_baseline))
+            self._remember(self._moved(m, new_baseline, r))
             return verdict.action if verdict.action != rules.BILL else "billed"
         # a posting: entry + account + meter (+ events) in one transaction
         decided = {}
@@ -196,7 +197,7 @@ class Ingest:
         entry = self.ledger.post_request(req, hook=hook)
         if entry.duplicate:  # billed before by another delivery: our meter memory is stale
             raise _StaleMeter(store.load_meter(m.meter_id))
-        self._remember(self._moved(m, new_baseline))
+        self._remember(self._moved(m, new_baseline, r))
         state, decision = decided["d"]
         if decision.trip_now:
             self.control.apply(state, decision, req.cause)
@@ -208,8 +209,12 @@ class Ingest:
         return rate(tariffs.plan(m.plan_id), m.baseline.read_at, r.read_at, v.quantity, carry, v.by_period)
 
     @staticmethod
-    def _moved(m: MeterContext, baseline: Baseline | None) -> MeterContext:
-        return replace(m, baseline=baseline or m.baseline, online=True)
+    def _moved(m: MeterContext, baseline: Baseline | None, r: MeterReading) -> MeterContext:
+        return replace(
+            m, baseline=baseline or m.baseline, online=True,
+            meter_balance=r.balance if r.balance is not None else m.meter_balance,
+            purchase_count=r.purchase_count if r.purchase_count is not None else m.purchase_count,
+        )
 
     def _event(self, m: MeterContext, event_id: str, kind: str, message: str, data: dict, status: str = "") -> dict:
         return {"scope": f"meter#{m.meter_id}", "event_id": event_id, "property_id": m.property_id,

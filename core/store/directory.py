@@ -280,6 +280,8 @@ def _meter(i: MeterItem) -> Meter:
         online=bool(i.online),
         keep_supply=bool(i.keep_supply),
         last_reading=reading,
+        plan_id=i.plan_id,
+        retired=bool(i.retired),
     )
 
 
@@ -323,7 +325,7 @@ def meters_of_site(site_id: str) -> list[Meter]:
 
 
 def meter_at_address_taken(site_id: str, bus: str, address: int) -> bool:
-    return any(m.bus == bus and m.address == address for m in meters_of_site(site_id))
+    return any(m.bus == bus and m.address == address and not m.retired for m in meters_of_site(site_id))
 
 
 # --- sites ------------------------------------------------------------------------------

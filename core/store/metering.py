@@ -135,6 +135,8 @@ class MeterUpdate:
             cond = MeterItem.rated_seq.does_not_exist()
         else:
             cond = MeterItem.rated_seq == self.expected_seq
+        # a retired (replaced) meter takes no more readings, whatever a warm process remembers
+        cond &= MeterItem.retired != True  # noqa: E712  (a DynamoDB condition, not a Python test)
         tx.update(MeterItem(self.meter_id), actions, MeterItem.meter_id.exists() & cond, tag=METER_TAG)
 
 
@@ -197,8 +199,14 @@ def set_relay_state(meter_id: str, state: str) -> None:
     MeterItem(meter_id).update(actions=[MeterItem.relay_state.set(state)])
 
 
-def add_purchase(meter_id: str) -> None:
-    MeterItem(meter_id).update(actions=[MeterItem.purchase_expected.add(1)])
+def set_purchase_expected(meter_id: str, count: int) -> None:
+    """Raise the purchase count the meter should report (never lowers it)."""
+    try:
+        MeterItem(meter_id).update(actions=[MeterItem.purchase_expected.set(count)],
+                                   condition=MeterItem.purchase_expected < count)
+    except UpdateError as err:
+        if err.cause_response_code != "ConditionalCheckFailedException":
+            raise
 
 
 # --- events (anomalies, alarms, meter and command events: the audit trail) -----------
@@ -350,6 +358,7 @@ def _command(i: CommandItem) -> Command:
         issued_at=i.issued_at,
         expires_at=i.expires_at,
         state=i.state,
+        account_id=i.account_id or "",
     )
 
 

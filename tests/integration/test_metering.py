@@ -1,0 +1,181 @@
+"""Anomalies and their review, meter replacement, meter-side billing, tariffs and
+commands, against the emulator (readings go straight to the ingest service; the queue
+path is covered in test_rating_flow.py)."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from core.domain.errors import ConditionFailed, FeikongError, NotFound, ValidationError
+from core.domain.rating import MeterReading
+from core.services import meters, tariffs
+from core.services.control import Control
+from core.services.ingest import Ingest
+from core.services.ledger import LedgerService
+from core.store import metering as mstore
+from tests.conftest import Clock, Metered, uid
+from tests.unit.test_tariff import RESIDENTIAL, TOU
+
+T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock():
+    return Clock(T0)
+
+
+def feed(ingest, w, meter, *rows):
+    out = []
+    for seq, hours, total in rows:
+        out.append(ingest.reading(w.site.site_id, MeterReading(meter, seq, T0 + timedelta(hours=hours),
+                                                               Decimal(total))))
+    return out
+
+
+def anomalies(meter):
+    return [e for e in mstore.events_of(f"meter#{meter}") if e["type"] == "anomaly"]
+
+
+def test_bad_readings_never_make_bad_money(metered, clock):
+    ingest = Ingest(clock=clock)
+    acct = metered.account(opening=100_000)
+    meter = metered.meter(acct, rated_kw="10")
+    results = feed(ingest, metered, meter,
+                   (1, 0, "100.00"),  # baseline
+                   (2, 1, "105.00"),  # billed: 5.00
+                   (3, 2, "50.00"),  # backwards: anomaly, baseline moves to 50
+                   (4, 3, "53.00"),  # billed from the new baseline: 3.00
+                   (5, 4, "90.00"),  # 37 kWh in 1 h on a 10 kW meter: implausible
+                   (6, 5, "91.00"),  # billed: 1.00
+                   (7, 4.5, "92.00"),  # newer seq, older time: out of order
+                   (8, 13, "95.00"),  # 8 h of silence: a gap
+                   (4, 3, "53.00"))  # a redelivery of an old one
+    assert results == ["baseline", "billed", "register_backwards", "billed", "implausible_jump", "billed",
+                       "out_of_order", "gap", "duplicate"]
+    assert LedgerService().balance(acct) == 100_000 - 500 - 300 - 100
+    kinds = sorted(a["data"]["kind"] for a in anomalies(meter))
+    assert kinds == ["gap", "implausible_jump", "out_of_order", "register_backwards"]
+    jump = next(a for a in anomalies(meter) if a["data"]["kind"] == "implausible_jump")
+    assert jump["status"] == "open" and jump["data"]["proposed_fen"] == 3700
+
+
+def test_approving_an_anomaly_bills_it_once_and_rejecting_bills_nothing(metered, clock):
+    ingest = Ingest(clock=clock)
+    acct = metered.account(opening=10_000)
+    meter = metered.meter(acct, rated_kw="10")
+    feed(ingest, metered, meter, (1, 0, "0"), (2, 10, "20.00"), (3, 11, "21.00"), (4, 30, "30.00"))
+    gap, gap2 = sorted((a for a in anomalies(meter) if a["data"]["kind"] == "gap"), key=lambda a: a["data"]["seq"])
+    before = LedgerService().balance(acct)
+    entry = ingest.approve_anomaly(metered.property_id, meter, gap["event_id"], "admin-1")
+    assert entry.amount == -2000 and entry.entry_id == f"use:{meter}:2"
+    with pytest.raises(ConditionFailed):
+        ingest.approve_anomaly(metered.property_id, meter, gap["event_id"], "admin-1")
+    ingest.reject_anomaly(metered.property_id, meter, gap2["event_id"], "admin-1")
+    assert LedgerService().balance(acct) == before - 2000
+    with pytest.raises(NotFound):  # another property's admin cannot touch it
+        ingest.approve_anomaly(uid("p"), meter, gap2["event_id"], "intruder")
+
+
+def test_meter_replacement_carries_balance_and_baseline(clock):
+    w = Metered(plan=RESIDENTIAL)
+    ingest = Ingest(clock=clock)
+    acct = w.account(opening=100_000)
+    old = w.meter(acct)
+    feed(ingest, w, old, (1, 0, "5000.00"), (2, 1, "5000.01"))  # 0.005283 yuan: remainder carried
+    new = uid("m")
+    out = meters.replace_meter(w.property_id, old, new, {"read_at": (T0 + timedelta(hours=2)).isoformat(),
+                                                         "total": "5010.01"},
+                               {"read_at": (T0 + timedelta(hours=2)).isoformat(), "total": "0.50"}, "admin",
+                               ingest=ingest)
+    assert out["final_reading"] == "billed"
+    assert mstore.load_meter(old).retired
+    # the new meter bills from its own first reading, on the same account and bus address
+    assert ingest.reading(w.site.site_id, MeterReading(new, 1, T0 + timedelta(hours=3), Decimal("10.50"))) == "billed"
+    assert ingest.reading(w.site.site_id, MeterReading(old, 9, T0 + timedelta(hours=3), Decimal("6000"))) == "refused"
+    entries = LedgerService().entries(acct, newest_first=False)[0]
+    # 10.00 kWh on the old meter (+0.01 before), 10.00 kWh on the new: 20.01 x 0.5283 = 10.571283
+    assert sum(-e.amount for e in entries if e.kind == "energy") == 1057
+    assert {e["type"] for e in mstore.events_of(f"meter#{new}")} >= {"meter_replaced"}
+
+
+def test_meter_side_billing_recharge_and_mirror(clock):
+    from infra.sitesim import SimMeter
+
+    w = Metered()
+    ingest = Ingest(clock=clock)
+    acct = w.account(opening=0)
+    meter = w.meter(acct, billing_mode="meter")
+    site = w.sim()
+    site.add(SimMeter(meter, balance=0, purchase_count=0))
+    control = Control(ingest.ledger, clock)
+    control.credit(account_id=acct, entry_id="pay:ms-1", kind="recharge", amount=8000, cause="order:ms-1",
+                   actor="wechatpay")
+    cmds = site.take_commands()
+    assert [(c["op"], c["args"]) for c in cmds] == [("RECHARGE", {"amount": 8000, "purchase_count": 1})]
+    from core.integrations.queues import uplink_url
+    from functions import uplink_consumer
+    from infra.sitesim import drain_uplink
+
+    drain_uplink(uplink_url(), lambda e, c: _with(uplink_consumer, ingest, e, c))
+    assert LedgerService().balance(acct) == 0  # the money now sits in the meter
+    assert mstore.load_meter(meter).purchase_expected == 1
+    # readings mirror the meter's balance; usage is not billed by the cloud
+    ingest.reading(w.site.site_id, MeterReading(meter, 1, T0, Decimal("1.00"), {}, 8000, 1))
+    ingest.reading(w.site.site_id, MeterReading(meter, 2, T0 + timedelta(hours=1), Decimal("3.00"), {}, 7000, 1))
+    assert mstore.load_meter(meter).meter_balance == 7000
+    assert LedgerService().verify(acct)["entries"] == 3  # opening, recharge, transfer: no energy debits
+    # a meter whose count or balance disagrees is flagged
+    ingest.reading(w.site.site_id, MeterReading(meter, 3, T0 + timedelta(hours=2), Decimal("4.00"), {}, 9000, 1))
+    ingest.reading(w.site.site_id, MeterReading(meter, 4, T0 + timedelta(hours=3), Decimal("5.00"), {}, 9000, 3))
+    kinds = {e["message"] for e in mstore.events_of(f"meter#{meter}") if e["type"] == "meter_mismatch"}
+    assert kinds == {"表内余额无充值却增加", "表内购电次数与平台不一致"}
+
+
+def _with(module, ingest, event, context):
+    saved = module.ingest
+    module.ingest = ingest
+    try:
+        return module.handler(event, context)
+    finally:
+        module.ingest = saved
+
+
+def test_relay_commands_supersede_and_expire(metered, clock):
+    acct = metered.account(opening=0)
+    meter = metered.meter(acct)
+    control = Control(LedgerService(), clock)
+    trip = control.issue(meter, "TRIP", "admin:1", "admin")
+    close = control.issue(meter, "CLOSE", "admin:2", "admin")
+    assert mstore.get_command(trip.command_id).state == "superseded"
+    assert mstore.get_command(close.command_id).state == "sent"
+    assert control.issue(meter, "CLOSE", "admin:2", "admin").command_id == close.command_id  # idempotent
+    clock.advance(hours=2)
+    assert control.tick()["expired"] >= 1
+    assert mstore.get_command(close.command_id).state == "expired"
+    assert mstore.load_meter(meter).relay_command_id is None
+    with pytest.raises(ValidationError):
+        control.issue(meter, "EXPLODE", "x")
+
+
+def test_tariff_import_export_assign_and_preview(metered):
+    doc = dict(TOU, plan_id=uid("tou"))
+    plan = tariffs.import_plan(metered.property_id, doc, "admin")
+    assert tariffs.export_plan(metered.property_id, plan.plan_id) == doc
+    with pytest.raises(NotFound):  # another property cannot read it
+        tariffs.export_plan(uid("p"), plan.plan_id)
+    with pytest.raises(FeikongError) as e:
+        tariffs.import_plan(metered.property_id, {**doc, "versions": []}, "admin")
+    assert e.value.code == "tariff_invalid"
+    acct = metered.account()
+    water = metered.meter(acct, kind="water")
+    with pytest.raises(ValidationError):  # an electricity plan on a water meter
+        tariffs.assign(metered.property_id, water, plan.plan_id)
+    preview = tariffs.preview(doc, [
+        {"read_at": "2026-11-24T07:30:00+08:00", "total": "100.00"},
+        {"read_at": "2026-11-24T08:30:00+08:00", "total": "102.00"},
+        {"read_at": "2026-11-24T09:30:00+08:00", "total": "103.00"},
+    ])
+    assert [c["fen"] for c in preview["charges"]] == [160, 100]
+    assert preview["total_yuan"] == "2.60"
+    assert {line["period"] for line in preview["charges"][0]["lines"]} == {"flat", "peak"}
