@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.demo")
     parser.add_argument("--port", type=int, default=int(os.environ.get("FEIKONG_DEMO_PORT", "8000")))
     parser.add_argument("--aws-port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--read-every", type=float, default=float(os.environ.get("FEIKONG_DEMO_READ_SECONDS", "10")),
+                        help="seconds between the simulated meters' readings")
     args = parser.parse_args(argv)
 
     if port_in_use(args.port):
@@ -40,9 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         from infra import seed
 
         os.environ["FEIKONG_DEFAULT_PROPERTY"] = seed.PROPERTY_ID
-        bootstrap()
+        made = bootstrap()
         info = seed.seed()
         from werkzeug.serving import make_server
+
+        from infra import demo_site
+        from infra.scheduler import LocalRunner
+
+        runner = LocalRunner({"UplinkQueue": made["queues"]["uplink"]}).start()
+        site_loop = demo_site.SiteLoop(demo_site.build(info), every=args.read_every).start()
 
         from miniprogram_api.app import create_app
 
@@ -56,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  Health:                       {url}health\n"
             f"  Rooms API (building A):       {url}admin/api/properties/{info['property_id']}/buildings/A/rooms\n"
             f"  AWS emulator:                 {emulator.url}\n"
-            f"  Seeded {info['rooms']} rooms, {len(info['accounts'])} accounts.\n"
+            f"  Seeded {info['rooms']} rooms, {len(info['accounts'])} accounts; meters report every "
+            f"{args.read_every:g} s, balances move as they turn.\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )
@@ -67,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             pass
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         print("stopping…", flush=True)
+        site_loop.shutdown()
+        runner.shutdown()
+        for err in runner.errors[-5:]:
+            print(f"  (a local function failed: {err})", flush=True)
         server.shutdown()
     except StackError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -7,7 +7,7 @@ recharges, usage), so balance = sum(entries) holds for the demo data too.
 
 from __future__ import annotations
 
-from core.services import directory
+from core.services import control, directory, tariffs
 from core.services.ledger import LedgerService
 
 PROPERTY_ID = "demo-park"
@@ -20,9 +20,55 @@ SURNAMES = "王李张刘陈杨黄赵吴周孙马朱胡郭何高林罗郑"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平"
 
 
+PLANS = [
+    {
+        "plan_id": "demo-residential",
+        "name": "居民阶梯电价",
+        "utility": "electricity",
+        "versions": [{
+            "effective_from": "2026-01-01T00:00:00+08:00",
+            "prices": {"flat": "0.5283"},
+            "tiers": {"cycle": "month", "bands": [{"up_to": "200", "surcharge": "0"},
+                                                  {"up_to": "400", "surcharge": "0.0500"},
+                                                  {"up_to": None, "surcharge": "0.3000"}]},
+        }],
+    },
+    {
+        "plan_id": "demo-commercial-tou",
+        "name": "商铺分时电价",
+        "utility": "electricity",
+        "versions": [{
+            "effective_from": "2026-01-01T00:00:00+08:00",
+            "prices": {"sharp": "1.3520", "peak": "1.1267", "flat": "0.6760", "valley": "0.3100"},
+            "schedules": [{"intervals": [
+                {"start": "00:00", "end": "08:00", "period": "valley"},
+                {"start": "08:00", "end": "11:00", "period": "peak"},
+                {"start": "11:00", "end": "13:00", "period": "sharp"},
+                {"start": "13:00", "end": "18:00", "period": "flat"},
+                {"start": "18:00", "end": "21:00", "period": "peak"},
+                {"start": "21:00", "end": "24:00", "period": "flat"}]}],
+        }],
+    },
+    {
+        "plan_id": "demo-water",
+        "name": "居民用水",
+        "utility": "water",
+        "versions": [{
+            "effective_from": "2026-01-01T00:00:00+08:00",
+            "prices": {"flat": "3.4500"},
+            "components": [{"code": "sewage", "name": "污水处理费", "price": "0.9500"}],
+        }],
+    },
+]
+
+
 def seed(ledger: LedgerService | None = None) -> dict:
     ledger = ledger or LedgerService()
     directory.create_property(PROPERTY_ID, PROPERTY_NAME)
+    for plan in PLANS:
+        tariffs.import_plan(PROPERTY_ID, plan, "seed")
+    control.set_protection(PROPERTY_ID, {"night": ["23:00", "06:00"], "weekends": False, "holidays": True,
+                                         "grace_minutes": 0})
     site = directory.register_site(PROPERTY_ID, SITE_ID, "1 号配电房网关")
     n = 0
     accounts = []
@@ -50,11 +96,17 @@ def seed(ledger: LedgerService | None = None) -> dict:
                 )
                 kind = "electric_3p" if bid == "B" else "electric_1p"
                 model = "acrel-dtsy1352" if bid == "B" else "acrel-ddsy1352"
-                directory.add_meter(PROPERTY_ID, f"E-{rid}", aid, SITE_ID, kind, model, f"bus-{bid}", n)
+                directory.add_meter(PROPERTY_ID, f"E-{rid}", aid, SITE_ID, kind, model, f"bus-{bid}", n,
+                                    rated_kw="60" if bid == "B" else "10")
+                tariffs.assign(PROPERTY_ID, f"E-{rid}", "demo-commercial-tou" if bid == "B" else "demo-residential")
                 if bid == "A":
-                    directory.add_meter(PROPERTY_ID, f"W-{rid}", aid, SITE_ID, "water", "generic-valve-water", "bus-W", n)
+                    directory.add_meter(PROPERTY_ID, f"W-{rid}", aid, SITE_ID, "water", "generic-valve-water", "bus-W", n,
+                                        rated_kw="1")
+                    tariffs.assign(PROPERTY_ID, f"W-{rid}", "demo-water")
                 # A month of usage; every fifth account has used more than it paid.
                 usage = opening + 150 * (n % 6 + 1) if n % 5 == 3 else (n * 977) % opening
+                if n in (3, 14):  # two tenants beyond their overdraft: supply is cut at the next reading
+                    usage = opening + 2500
                 ledger.post(
                     account_id=aid, entry_id=f"use:E-{rid}:seed", kind="energy", amount=usage,
                     cause=f"seed:usage:{rid}", actor="seed",
@@ -65,4 +117,8 @@ def seed(ledger: LedgerService | None = None) -> dict:
                         cause=f"seed:recharge:{rid}", actor="seed",
                     )
                 accounts.append(aid)
-    return {"property_id": PROPERTY_ID, "rooms": n, "accounts": accounts, "site": site.site_id}
+    ctl = control.Control(ledger)
+    for aid in accounts:  # the seed wrote balances directly: let the policy look at each once
+        ctl.evaluate(aid, "seed")
+    return {"property_id": PROPERTY_ID, "rooms": n, "accounts": accounts, "site": site.site_id,
+            "secret": site.secret, "down_queue": site.down_queue}

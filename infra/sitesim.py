@@ -42,9 +42,13 @@ class SimMeter:
     applied: list[str] = field(default_factory=list)
 
     def advance(self, hours: Decimal, at: datetime) -> None:
+        """Use energy for `hours`; registers show it in 0.01 steps, as a meter does."""
         if not self.relay_closed:
             return
-        used = (self.load_kw * hours).quantize(Decimal("0.01"))
+        self.exact = getattr(self, "exact", self.total) + self.load_kw * hours
+        used = self.exact.quantize(Decimal("0.01"), rounding="ROUND_FLOOR") - self.total
+        if used <= 0:
+            return
         self.total += used
         if self.registers:
             period = TOU_HOURS[at.astimezone(SH).hour]

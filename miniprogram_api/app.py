@@ -74,7 +74,8 @@ def create_app() -> Flask:
                         "balance_fen": r["balance"],
                         "balance": yuan(r["balance"]),
                         "accounts": [
-                            {"account_id": a.account_id, "name": a.name, "balance_fen": a.balance}
+                            {"account_id": a.account_id, "name": a.name, "balance_fen": a.balance,
+                             "supply": a.cut_state}
                             for a in r["accounts"]
                         ],
                     }

@@ -127,6 +127,7 @@ class Account:
     status: str = ACCOUNT_OPEN
     keep_supply: bool = False  # 保电: never cut
     opened_at: str = ""
+    cut_state: str = "none"  # none | pending | cut (core/domain/control.py)
 
 
 @dataclass(frozen=True)

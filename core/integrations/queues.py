@@ -17,7 +17,7 @@ QUEUES: dict[str, dict] = {
     },
     "uplink": {
         "fifo": False,
-        "attributes": {"VisibilityTimeout": "120", "MessageRetentionPeriod": "1209600"},
+        "attributes": {"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600"},  # 6 x consumer timeout
         "dead_letter": {"queue": "uplink-dlq", "max_receive_count": 5},
     },
 }

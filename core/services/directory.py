@@ -289,4 +289,5 @@ def property_overview(property_id: str) -> dict:
         "total_rooms": sum(len(b["rooms"]) for b in blocks),
         "negative": sum(1 for a in accts if a.balance < 0),
         "low": sum(1 for a in accts if 0 <= a.balance < LOW_BALANCE_FEN),
+        "cut": sum(1 for a in accts if a.cut_state == "cut"),
     }

@@ -194,6 +194,7 @@ def _account(i: AccountItem) -> Account:
         status=i.status,
         keep_supply=bool(i.keep_supply),
         opened_at=i.opened_at,
+        cut_state=i.cut_state or "none",
     )
 
 

@@ -18,7 +18,7 @@ def test_demo_starts_serves_and_stops_cleanly():
     web, aws = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.demo", "--port", str(web), "--aws-port", str(aws)],
+        [sys.executable, "-m", "infra.demo", "--port", str(web), "--aws-port", str(aws), "--read-every", "1"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     out = []
@@ -43,6 +43,18 @@ def test_demo_starts_serves_and_stops_cleanly():
         assert "户欠费" in page.text and 'class="num neg"' in page.text  # some balances below zero
         rooms = requests.get(f"{base}/admin/api/properties/demo-park/buildings/B/rooms", timeout=10).json()["rooms"]
         assert len(rooms) == 8
+        # the meters turn: readings travel the uplink queue, get rated and debited, and the
+        # tenants beyond their overdraft are cut by TRIP commands the site obeys
+        first = {r["room_id"]: r["balance_fen"] for r in rooms}
+        moved, cut = False, False
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (moved and cut):
+            time.sleep(2)
+            now = requests.get(f"{base}/admin/api/properties/demo-park/buildings/B/rooms", timeout=10).json()["rooms"]
+            moved = any(r["balance_fen"] < first[r["room_id"]] for r in now)
+            cut = any(a["supply"] == "cut" for r in now for a in r["accounts"])
+        assert moved and cut
+        assert "已断电" in requests.get(f"{base}/", timeout=10).text
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)

@@ -1,0 +1,132 @@
+"""Run the functions of serverless.yml locally on their declared events.
+
+EventBridge rules and SQS event source mappings do not fire in the emulator, so the
+demo runs them here: every `schedule` event on its rate() or cron() expression
+(croniter), every `sqs` event by polling its queue and handing batches to the handler
+the way the event source mapping does (partial batch failures honoured).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+from croniter import croniter
+
+from infra.sitesim import LambdaContext, drain_uplink
+
+ROOT = Path(__file__).resolve().parent.parent
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _any_tag(loader, suffix, node):  # CloudFormation short forms (!GetAtt, !Sub...) as plain data
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node)}
+    return {suffix: loader.construct_mapping(node)}
+
+
+_Loader.add_multi_constructor("!", _any_tag)
+
+
+def load_functions(path: Path = ROOT / "serverless.yml") -> dict:
+    return yaml.load(path.read_text(), Loader=_Loader)["functions"]
+
+
+def handler_of(spec: dict):
+    module, name = spec["handler"].rsplit(".", 1)
+    return getattr(importlib.import_module(module.replace("/", ".")), name)
+
+
+@dataclass
+class Schedule:
+    name: str
+    expression: str
+    handler: object
+
+    def next_after(self, t: datetime) -> datetime:
+        m = _RATE.match(self.expression)
+        if m:
+            n, unit = int(m.group(1)), m.group(2).rstrip("s")
+            return t + timedelta(**{f"{unit}s": n})
+        cron = re.match(r"^cron\((.*)\)$", self.expression)
+        if not cron:
+            raise ValueError(f"unsupported schedule {self.expression}")
+        minute, hour, dom, month, dow, _year = cron.group(1).split()
+        expr = " ".join(f.replace("?", "*") for f in (minute, hour, dom, month, dow))
+        return croniter(expr, t).get_next(datetime)
+
+
+def schedules(functions: dict) -> list[Schedule]:
+    out = []
+    for name, spec in functions.items():
+        for event in spec.get("events", []):
+            if "schedule" in event:
+                out.append(Schedule(name, event["schedule"]["rate"], None))
+                out[-1].handler = handler_of(spec)
+    return out
+
+
+class LocalRunner:
+    """Threads that fire schedules and drain queues until stopped."""
+
+    def __init__(self, queue_urls: dict[str, str], poll_seconds: float = 1.0) -> None:
+        self.functions = load_functions()
+        self.queue_urls = queue_urls  # logical queue resource name -> URL
+        self.poll_seconds = poll_seconds
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+
+    def start(self) -> LocalRunner:
+        for s in schedules(self.functions):
+            self._spawn(self._schedule_loop, s)
+        for name, spec in self.functions.items():
+            for event in spec.get("events", []):
+                if "sqs" in event:
+                    resource = event["sqs"]["arn"]["GetAtt"].split(".")[0]
+                    self._spawn(self._queue_loop, name, self.queue_urls[resource], handler_of(spec))
+        return self
+
+    def _spawn(self, target, *args) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _schedule_loop(self, s: Schedule) -> None:
+        due = s.next_after(datetime.now(UTC))
+        while not self.stop.wait(max(0.0, min(1.0, (due - datetime.now(UTC)).total_seconds()))):
+            if datetime.now(UTC) >= due:
+                self._call(s.name, lambda: s.handler({"source": "aws.events", "detail-type": "Scheduled Event"},
+                                                     LambdaContext()))
+                due = s.next_after(datetime.now(UTC))
+
+    def _queue_loop(self, name: str, url: str, handler) -> None:
+        while not self.stop.is_set():
+            delivered = self._call(name, lambda: drain_uplink(url, handler, max_batches=20)) or 0
+            if not delivered:
+                self.stop.wait(self.poll_seconds)
+
+    def _call(self, name: str, fn):
+        try:
+            return fn()
+        except Exception as e:  # a local runner keeps going, as Lambda would retry
+            self.errors.append(f"{name}: {e!r}")
+            time.sleep(self.poll_seconds)
+            return None
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=10)
