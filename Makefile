@@ -41,6 +41,7 @@ soak: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	bash infra/with_stack.sh $(PY) bench/ledger.py
+	bash infra/with_stack.sh $(PY) bench/ingest.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -214,3 +214,12 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def dynamodb_request_counts(url: str | None = None) -> dict[str, int]:
+    """DynamoDB requests the emulator has served, by operation (our emulator only)."""
+    import json
+
+    url = url or os.environ["AWS_ENDPOINT_URL"]
+    with urllib.request.urlopen(f"{url}/__feikong__/stats", timeout=5) as r:
+        return json.loads(r.read())["dynamodb"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy as _copy
+import json
 import threading
 import types
 
@@ -80,12 +81,22 @@ ddb_models.DynamoDBBackend.transact_write_items = _transact_backing_up_items
 
 
 class SerialDynamoDB:
+    """Also counts DynamoDB requests by operation: GET /__feikong__/stats (for bench/)."""
+
     def __init__(self, app) -> None:
         self.app = app
+        self.counts: dict[str, int] = {}
 
     def __call__(self, environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        if environ.get("PATH_INFO") == "/__feikong__/stats":
+            body = json.dumps({"dynamodb": self.counts}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("DynamoDB_"):
+            op = target.split(".", 1)[-1]
             with _dynamodb_lock:
+                self.counts[op] = self.counts.get(op, 0) + 1
                 # Consume the whole response inside the lock.
                 return list(self.app(environ, start_response))
         return self.app(environ, start_response)

@@ -19,3 +19,14 @@ def test_ledger_bench_runs_and_ends_with_its_json_line(aws):
     assert last["bench"] == "ledger" and last["postings"] == 30
     assert last["balances_exact"] is True
     assert last["ratio"] > 0
+
+
+def test_ingest_bench_runs_and_ends_with_its_json_line(aws):
+    proc = subprocess.run(
+        [sys.executable, "bench/ingest.py", "--rounds", "1", "--per-round", "20", "--meters", "4"],
+        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert last["bench"] == "ingest" and last["readings"] == 20
+    assert last["balances_exact"] is True and last["requests_per_reading"] > 0

@@ -1,0 +1,80 @@
+"""Tariff plans from the command line.
+
+    python -m infra.tariffs preview PLAN.json READINGS.json   rate readings against a plan (电价试算), offline
+    python -m infra.tariffs check PLAN.json                   validate a plan document
+    python -m infra.tariffs import --property P PLAN.json     store a plan (AWS_ENDPOINT_URL / AWS credentials)
+    python -m infra.tariffs export --property P PLAN_ID       print a stored plan
+
+READINGS.json: [{"read_at": "2026-11-24T07:30:00+08:00", "total": "100.00",
+                 "registers": {"peak": "60.00", ...}}, ...] in time order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from core.domain.errors import FeikongError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.tariffs", description="电价方案工具")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("preview")
+    p.add_argument("plan")
+    p.add_argument("readings")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    c = sub.add_parser("check")
+    c.add_argument("plan")
+    i = sub.add_parser("import")
+    i.add_argument("--property", required=True)
+    i.add_argument("--actor", default="cli")
+    i.add_argument("plan")
+    e = sub.add_parser("export")
+    e.add_argument("--property", required=True)
+    e.add_argument("plan_id")
+    args = parser.parse_args(argv)
+    from core.domain.tariff import parse_plan
+    from core.services import tariffs
+
+    try:
+        if args.command == "preview":
+            result = tariffs.preview(_load(args.plan), _load(args.readings))
+            if args.json:
+                print(json.dumps(result, ensure_ascii=False, indent=2))
+            else:
+                _print_preview(result)
+        elif args.command == "check":
+            plan = parse_plan(_load(args.plan))
+            print(f"ok: {plan.plan_id} ({plan.name}), {len(plan.versions)} version(s)")
+        elif args.command == "import":
+            plan = tariffs.import_plan(args.property, _load(args.plan), args.actor)
+            print(f"imported {plan.plan_id} into {args.property}")
+        else:
+            print(json.dumps(tariffs.export_plan(args.property, args.plan_id), ensure_ascii=False, indent=2))
+    except FeikongError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _load(path: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: cannot read {path}: {err}") from None
+
+
+def _print_preview(result: dict) -> None:
+    print(f"方案 {result['plan_id']}，单位 {result['unit']}")
+    for c in result["charges"]:
+        print(f"{c['from']} → {c['to']}  用量 {c['quantity']}  计费 {c['yuan']} 元（精确 {c['exact_yuan']}）")
+        for line in c["lines"]:
+            print(f"    {line['label']:<10} {line['quantity']:>14} × {line['unit_price']:<8} = {line['amount']}")
+    print(f"合计 {result['total_yuan']} 元，未满 1 分的余数 {result['remainder_fen']} 分（计入下一次）")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
