@@ -14,8 +14,13 @@ def test_serverless_package_cfn_lint_and_resources_match():
     deploy_check.check_iam(template)
     fn = template["Resources"]["LedgerAuditLambdaFunction"]["Properties"]
     assert fn["Handler"] == "functions/ledger_audit.handler" and fn["Runtime"] == "python3.11"
-    rules = [r for r in template["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
-    assert rules and rules[0]["Properties"]["ScheduleExpression"] == "cron(30 18 * * ? *)"
+    rules = sorted(r["Properties"]["ScheduleExpression"] for r in template["Resources"].values()
+                   if r["Type"] == "AWS::Events::Rule")
+    assert rules == ["cron(30 18 * * ? *)", "rate(1 minute)"]
+    mappings = [r["Properties"] for r in template["Resources"].values()
+                if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert len(mappings) == 1 and mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mappings[0]["EventSourceArn"] == {"Fn::GetAtt": ["UplinkQueue", "Arn"]}
     text = json.dumps(template)
     assert "arn:aws:" not in text  # partition-neutral, so it deploys to AWS China too
 

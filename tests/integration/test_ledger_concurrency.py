@@ -57,11 +57,11 @@ class LossyStore(LedgerStore):
         with self.lock:
             return self.rng.random() < p
 
-    def commit(self, entry, state, extras=()):
+    def commit(self, entry, state, extras=(), account_changes=None):
         if self._roll(self.lose_request):
             self.lost["request"] += 1
             raise EndpointConnectionError(endpoint_url="injected: request lost")
-        outcome = super().commit(entry, state, extras)
+        outcome = super().commit(entry, state, extras, account_changes)
         if self._roll(self.lose_response):
             self.lost["response"] += 1
             raise EndpointConnectionError(endpoint_url="injected: response lost")

@@ -9,9 +9,9 @@ from core.domain.ledger import (
     ACCOUNT_CLOSED,
     CREDIT_KINDS,
     METERED_KINDS,
+    NEVER_BELOW_ZERO,
     POSTABLE_KINDS,
     AccountState,
-    EntryKind,
     PostingRequest,
     next_posted_at,
     plan_posting,
@@ -131,12 +131,12 @@ def test_a_plan_is_either_refused_or_respects_its_floor(balance, overdraft, kind
         e = plan_posting(s, req(kind, amount), NOW)
     except InsufficientFunds:
         assert kind not in CREDIT_KINDS and kind not in METERED_KINDS
-        floor = 0 if kind in {EntryKind.REFUND, EntryKind.WITHDRAWAL} else -overdraft
+        floor = 0 if kind in NEVER_BELOW_ZERO else -overdraft
         assert balance - amount < floor
         return
     assert e.balance_after == balance + e.amount
     assert (e.amount > 0) == (kind in CREDIT_KINDS)
-    if kind in {EntryKind.REFUND, EntryKind.WITHDRAWAL}:
+    if kind in NEVER_BELOW_ZERO:
         assert e.balance_after >= 0
     elif kind not in CREDIT_KINDS and kind not in METERED_KINDS:
         assert e.balance_after >= -overdraft
