@@ -5,6 +5,8 @@ sent to sites, results applied, and the periodic tick (pending cuts, expiry, off
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
@@ -22,7 +24,7 @@ from core.store import metering as store
 
 log = Logger(service="feikong", child=True)
 
-OFFLINE_AFTER = timedelta(minutes=30)
+OFFLINE_AFTER = timedelta(minutes=int(os.environ.get("FEIKONG_OFFLINE_MINUTES", "30")))
 
 
 _sites = TTLCache()
@@ -242,6 +244,59 @@ class Control:
                                                       "cut_due_at": decision.cut_due_at})
             self.apply(state, decision, cause)
         return decision
+
+    # -- admin settings --------------------------------------------------------------
+
+    def configure_account(
+        self,
+        property_id: str,
+        account_id: str,
+        actor: str,
+        *,
+        overdraft_limit: int | None = None,
+        restore_line: int | None = None,
+        alarm_levels: list[int] | None = None,
+        alarm_repeats: list[int] | None = None,
+        keep_supply: bool | None = None,
+    ) -> policy.ControlDecision:
+        """Change an account's control settings, record who did it, and re-decide its
+        supply at once (lowering the overdraft may cut; keep-supply lifted may cut)."""
+        account = dstore.get_account(account_id)
+        if account is None or account.property_id != property_id:
+            raise NotFound("账户不存在", code="account_not_found")
+        if overdraft_limit is not None and (isinstance(overdraft_limit, bool) or not isinstance(overdraft_limit, int)
+                                            or not 0 <= overdraft_limit <= 10_000_000):
+            raise ValidationError("透支额度必须是 0 到 100000 元之间的整数分", code="overdraft_invalid")
+        if restore_line is not None and (isinstance(restore_line, bool) or not isinstance(restore_line, int)):
+            raise ValidationError("复电线必须是以分为单位的整数", code="restore_line_invalid")
+        if alarm_levels is not None:
+            policy.AlarmConfig.build(alarm_levels, alarm_repeats or [1] * len(alarm_levels))
+            alarm_repeats = alarm_repeats or [1] * len(alarm_levels)
+        if keep_supply is not None and not isinstance(keep_supply, bool):
+            raise ValidationError("保电必须是 true 或 false", code="keep_supply_invalid")
+        changes = {k: v for k, v in {"overdraft_limit": overdraft_limit, "restore_line": restore_line,
+                                     "alarm_levels": alarm_levels, "alarm_repeats": alarm_repeats,
+                                     "keep_supply": keep_supply}.items() if v is not None}
+        if not changes:
+            raise ValidationError("没有要修改的设置", code="nothing_to_change")
+        dstore.set_account_settings(account_id, **changes)
+        now = format_time(self.clock())
+        store.put_event({"scope": f"account#{account_id}", "event_id": f"settings:{now}:{uuid.uuid4().hex[:8]}", "property_id": property_id,
+                         "at": now, "type": "settings", "message": "账户设置已修改",
+                         "data": {"actor": actor, **{k: str(v) for k, v in changes.items()}}})
+        return self.evaluate(account_id, f"settings:{account_id}:{now}")
+
+    def set_meter_keep_supply(self, property_id: str, meter_id: str, keep: bool, actor: str) -> None:
+        m = dstore.get_meter(meter_id)
+        if m is None or m.property_id != property_id:
+            raise NotFound("表计不存在", code="meter_not_found")
+        if not isinstance(keep, bool):
+            raise ValidationError("保电必须是 true 或 false", code="keep_supply_invalid")
+        dstore.set_meter_keep_supply(meter_id, keep)
+        now = format_time(self.clock())
+        store.put_event({"scope": f"meter#{meter_id}", "event_id": f"keep_supply:{now}:{uuid.uuid4().hex[:8]}", "property_id": property_id,
+                         "at": now, "type": "settings", "message": "保电已开启" if keep else "保电已取消",
+                         "data": {"actor": actor, "keep_supply": keep}})
 
     # -- the tick ----------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ them, so a duplicate or a stale memory costs a retry, never a wrong or double ch
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -31,11 +32,11 @@ log = Logger(service="feikong", child=True)
 
 class Ingest:
     def __init__(self, ledger: LedgerService | None = None, clock: Clock = utcnow,
-                 max_gap: timedelta = rules.DEFAULT_MAX_GAP) -> None:
+                 max_gap: timedelta | None = None) -> None:
         self.ledger = ledger or LedgerService(clock=clock)
         self.control = Control(self.ledger, clock)
         self.clock = clock
-        self.max_gap = max_gap
+        self.max_gap = max_gap or timedelta(hours=float(os.environ.get("FEIKONG_MAX_GAP_HOURS", "6")))
         self._meters: dict[str, MeterContext] = {}
         self._lock = threading.Lock()
 

@@ -254,6 +254,10 @@ def set_account_settings(
         AccountItem(account_id).update(actions=actions, condition=AccountItem.account_id.exists())
 
 
+def set_meter_keep_supply(meter_id: str, keep: bool) -> None:
+    MeterItem(meter_id).update(actions=[MeterItem.keep_supply.set(keep)], condition=MeterItem.meter_id.exists())
+
+
 # --- meters -----------------------------------------------------------------------------
 
 

@@ -176,3 +176,32 @@ def test_offline_and_back_online(clock):
     kinds = [e["type"] for e in mstore.events_of(f"meter#{meter}")]
     assert "meter_offline" in kinds and "meter_online" in kinds
     assert mstore.load_meter(meter).online
+
+
+def test_admin_settings_recut_and_are_audited(clock):
+    from core.domain.errors import NotFound, ValidationError
+
+    w = Metered()
+    acct = w.account(opening=-300, overdraft=1000)  # within the overdraft: supply on
+    meter = w.meter(acct)
+    site = w.sim()
+    ctl = Control(LedgerService(), clock)
+    ctl.configure_account(w.property_id, acct, "admin-1", keep_supply=True)
+    assert ctl.configure_account(w.property_id, acct, "admin-1", overdraft_limit=0).cut_state == "none"  # 保电
+    assert site.take_commands() == []
+    decision = ctl.configure_account(w.property_id, acct, "admin-1", keep_supply=False)
+    assert decision.trip_now
+    assert [c["op"] for c in site.take_commands()] == ["TRIP"]
+    ctl.configure_account(w.property_id, acct, "admin-1", alarm_levels=[10000, 0], alarm_repeats=[2, 1])
+    state = LedgerService().state(acct, fresh=True)
+    assert state.control["alarm_levels"] == [10000, 0] and state.settings_rev == 4
+    audit = [e for e in mstore.events_of(f"account#{acct}") if e["type"] == "settings"]
+    assert len(audit) == 4 and all(e["data"]["actor"] == "admin-1" for e in audit)
+    with pytest.raises(ValidationError):
+        ctl.configure_account(w.property_id, acct, "admin-1", alarm_levels=[0, 5000])
+    with pytest.raises(NotFound):  # another property's admin
+        ctl.configure_account(Metered().property_id, acct, "intruder", overdraft_limit=10**6)
+    ctl.set_meter_keep_supply(w.property_id, meter, True, "admin-1")
+    Control(LedgerService(), clock).credit(account_id=acct, entry_id="pay:k1", kind="recharge", amount=1000,
+                                           cause="order:k1", actor="wechatpay")
+    assert [c["op"] for c in site.take_commands()] == ["CLOSE"]
