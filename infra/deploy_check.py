@@ -53,8 +53,13 @@ def serverless_package(stage: str = "dev") -> dict:
     return json.loads(TEMPLATE.read_text())
 
 
+# W3005 (a redundant DependsOn) is in the HTTP API route that the Serverless Framework
+# itself generates for an httpApi event; nothing in our serverless.yml can remove it.
+CFN_LINT_IGNORED = ["W3005"]
+
+
 def cfn_lint() -> None:
-    _run([str(ROOT / ".venv" / "bin" / "cfn-lint"), str(TEMPLATE)])
+    _run([str(ROOT / ".venv" / "bin" / "cfn-lint"), "--ignore-checks", *CFN_LINT_IGNORED, "--", str(TEMPLATE)])
 
 
 def _norm_table(props: dict) -> dict:

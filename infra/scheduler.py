@@ -78,10 +78,47 @@ def schedules(functions: dict) -> list[Schedule]:
     return out
 
 
-class LocalRunner:
-    """Threads that fire schedules and drain queues until stopped."""
+def http_routes(functions: dict) -> dict[tuple[str, str], object]:
+    """(METHOD, path) -> handler for every httpApi event."""
+    routes = {}
+    for spec in functions.values():
+        for event in spec.get("events", []):
+            if "httpApi" in event:
+                routes[(event["httpApi"]["method"].upper(), event["httpApi"]["path"])] = handler_of(spec)
+    return routes
 
-    def __init__(self, queue_urls: dict[str, str], poll_seconds: float = 1.0) -> None:
+
+def api_gateway_app(routes: dict):
+    """A WSGI app that turns HTTP requests into API Gateway (HTTP API, v2) events."""
+    import base64
+
+    from werkzeug.wrappers import Request, Response
+
+    def app(environ, start_response):
+        req = Request(environ)
+        handler = routes.get((req.method, req.path))
+        if handler is None:
+            return Response('{"message":"Not Found"}', 404, content_type="application/json")(environ, start_response)
+        raw = req.get_data()
+        event = {
+            "version": "2.0", "routeKey": f"{req.method} {req.path}", "rawPath": req.path,
+            "rawQueryString": req.query_string.decode(), "headers": {k.lower(): v for k, v in req.headers.items()},
+            "requestContext": {"http": {"method": req.method, "path": req.path}},
+            "body": base64.b64encode(raw).decode(), "isBase64Encoded": True,
+        }
+        result = handler(event, LambdaContext())
+        return Response(result.get("body", ""), result.get("statusCode", 200),
+                        headers=result.get("headers") or {})(environ, start_response)
+
+    return app
+
+
+class LocalRunner:
+    """Threads that fire schedules, drain queues and serve HTTP events until stopped."""
+
+    def __init__(self, queue_urls: dict[str, str], poll_seconds: float = 1.0, http_port: int | None = None) -> None:
+        self.http_port = http_port
+        self._http = None
         self.functions = load_functions()
         self.queue_urls = queue_urls  # logical queue resource name -> URL
         self.poll_seconds = poll_seconds
@@ -97,6 +134,12 @@ class LocalRunner:
                 if "sqs" in event:
                     resource = event["sqs"]["arn"]["GetAtt"].split(".")[0]
                     self._spawn(self._queue_loop, name, self.queue_urls[resource], handler_of(spec))
+        routes = http_routes(self.functions)
+        if routes and self.http_port is not None:
+            from werkzeug.serving import make_server
+
+            self._http = make_server("127.0.0.1", self.http_port, api_gateway_app(routes), threaded=True)
+            self._spawn(self._http.serve_forever)
         return self
 
     def _spawn(self, target, *args) -> None:
@@ -128,5 +171,7 @@ class LocalRunner:
 
     def shutdown(self) -> None:
         self.stop.set()
+        if self._http is not None:
+            self._http.shutdown()
         for t in self.threads:
             t.join(timeout=10)

@@ -10,9 +10,10 @@ import os
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from core.domain.errors import FeikongError, NotFound
+from core.domain.errors import FeikongError, NotFound, ValidationError
 from core.domain.money import yuan
-from core.services import directory, health
+from core.services import auth, directory, health
+from core.services.payments import Payments
 
 
 def create_app() -> Flask:
@@ -58,6 +59,38 @@ def create_app() -> Flask:
             raise NotFound("请指定物业 (?property=...)", code="property_required")
         view = directory.property_overview(property_id)
         return render_template("rooms.html", **view)
+
+    payments = Payments()
+
+    def body() -> dict:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise ValidationError("请求体必须是 JSON 对象", code="body_invalid")
+        return data
+
+    @app.post("/api/v1/login")
+    def login():
+        return jsonify(auth.login(body().get("code")))
+
+    @app.get("/api/v1/accounts")
+    def my_accounts():
+        openid = auth.openid_from(request.headers.get("Authorization"))
+        return jsonify({"accounts": [
+            {"account_id": a.account_id, "name": a.name, "balance_fen": a.balance, "balance": yuan(a.balance),
+             "supply": a.cut_state} for a in auth.tenant_accounts(openid)]})
+
+    @app.post("/api/v1/recharges")
+    def create_recharge():
+        openid = auth.openid_from(request.headers.get("Authorization"))
+        data = body()
+        return jsonify(payments.create_recharge(openid, data.get("account_id"), data.get("amount"))), 201
+
+    @app.get("/api/v1/recharges/<out_trade_no>")
+    def recharge_status(out_trade_no: str):
+        openid = auth.openid_from(request.headers.get("Authorization"))
+        o = payments.order_for_tenant(openid, out_trade_no)
+        return jsonify({"out_trade_no": o.out_trade_no, "status": o.status, "amount": o.amount,
+                        "account_id": o.account_id, "paid_at": o.paid_at})
 
     @app.get("/admin/api/properties/<property_id>/buildings/<building_id>/rooms")
     def rooms(property_id: str, building_id: str):

@@ -25,9 +25,10 @@ class EntryKind(StrEnum):
     ADJUST_CREDIT = "adjust_credit"  # admin correction in the tenant's favour
     ADJUST_DEBIT = "adjust_debit"  # admin correction against the tenant
     METER_TRANSFER = "meter_transfer"  # money moved into a meter that keeps it (meter-side billing)
+    REFUND_REVERSAL = "refund_reversal"  # a refund that failed gives the money back
 
 
-CREDIT_KINDS = frozenset({EntryKind.RECHARGE, EntryKind.ADJUST_CREDIT})
+CREDIT_KINDS = frozenset({EntryKind.RECHARGE, EntryKind.ADJUST_CREDIT, EntryKind.REFUND_REVERSAL})
 # Debits that pay money out never take the balance below zero.
 NEVER_BELOW_ZERO = frozenset({EntryKind.REFUND, EntryKind.WITHDRAWAL, EntryKind.METER_TRANSFER})
 # Charges decided by people may use the account's overdraft and no more.

@@ -200,7 +200,7 @@ class Control:
             out.append(self.issue(m.meter_id, op, cause, "control"))
         return out
 
-    def credit(self, **fields) -> Entry:
+    def credit(self, extras=(), **fields) -> Entry:
         """Post a credit (recharge, adjustment) and restore supply at once if it lifts the
         balance above the restore line. The payment path calls this."""
         now = self.clock()
@@ -211,7 +211,7 @@ class Control:
             decisions["last"] = (state, decision)
             return changes, [lambda tx, e=e: store.add_event(tx, e) for e in events]
 
-        entry = self.ledger.post(hook=hook, **fields)
+        entry = self.ledger.post(extras=extras, hook=hook, **fields)
         if not entry.duplicate and "last" in decisions:
             state, decision = decisions["last"]
             self.apply(state, decision, f"entry:{entry.entry_id}")

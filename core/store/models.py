@@ -341,6 +341,76 @@ class EventItem(_Base):
     by_property = EventsByProperty()
 
 
+# --- payments ---------------------------------------------------------------------------
+
+
+class OrdersByAccount(GlobalSecondaryIndex):
+    Meta = _index_meta("by_account", AllProjection())
+    account_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class OrdersPending(GlobalSecondaryIndex):
+    """Sparse: only PENDING orders carry pending_key."""
+
+    Meta = _index_meta("by_pending", KeysOnlyProjection())
+    pending_key = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class OrdersByPaidDate(GlobalSecondaryIndex):
+    """Paid orders by their Asia/Shanghai payment date (reconciliation)."""
+
+    Meta = _index_meta("by_paid_date", AllProjection())
+    paid_date = UnicodeAttribute(hash_key=True)
+    out_trade_no = UnicodeAttribute(range_key=True)
+
+
+class OrderItem(_Base):
+    Meta = _meta("orders")
+    out_trade_no = UnicodeAttribute(hash_key=True)
+    property_id = UnicodeAttribute()
+    account_id = UnicodeAttribute()
+    tenant_id = UnicodeAttribute(default="")
+    openid = UnicodeAttribute(default="")
+    amount = NumberAttribute()
+    status = UnicodeAttribute()
+    channel = UnicodeAttribute(default="wechat")
+    created_at = UnicodeAttribute()
+    expires_at = UnicodeAttribute()
+    transaction_id = UnicodeAttribute(null=True)
+    paid_at = UnicodeAttribute(null=True)
+    paid_date = UnicodeAttribute(null=True)
+    refunded = NumberAttribute(default=0)
+    receipt_no = UnicodeAttribute(default="")
+    actor = UnicodeAttribute(default="")
+    pending_key = UnicodeAttribute(null=True)
+    by_account = OrdersByAccount()
+    by_pending = OrdersPending()
+    by_paid_date = OrdersByPaidDate()
+
+
+class RefundsByOrder(GlobalSecondaryIndex):
+    Meta = _index_meta("by_order", AllProjection())
+    out_trade_no = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class RefundItem(_Base):
+    Meta = _meta("refunds")
+    out_refund_no = UnicodeAttribute(hash_key=True)
+    out_trade_no = UnicodeAttribute()
+    property_id = UnicodeAttribute()
+    account_id = UnicodeAttribute()
+    amount = NumberAttribute()
+    status = UnicodeAttribute()
+    reason = UnicodeAttribute(default="")
+    actor = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    refund_id = UnicodeAttribute(null=True)
+    by_order = RefundsByOrder()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     DirectoryItem,
     TenantItem,
@@ -351,4 +421,6 @@ ALL_MODELS: tuple[type[Model], ...] = (
     TariffItem,
     CommandItem,
     EventItem,
+    OrderItem,
+    RefundItem,
 )

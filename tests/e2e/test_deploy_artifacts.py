@@ -16,7 +16,9 @@ def test_serverless_package_cfn_lint_and_resources_match():
     assert fn["Handler"] == "functions/ledger_audit.handler" and fn["Runtime"] == "python3.11"
     rules = sorted(r["Properties"]["ScheduleExpression"] for r in template["Resources"].values()
                    if r["Type"] == "AWS::Events::Rule")
-    assert rules == ["cron(30 18 * * ? *)", "rate(1 minute)"]
+    assert rules == ["cron(0 2 * * ? *)", "cron(30 18 * * ? *)", "rate(1 minute)", "rate(1 minute)"]
+    routes = [r["Properties"]["RouteKey"] for r in template["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Route"]
+    assert routes == ["POST /wechatpay/notify"]
     mappings = [r["Properties"] for r in template["Resources"].values()
                 if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert len(mappings) == 1 and mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

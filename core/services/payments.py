@@ -1,0 +1,342 @@
+"""Tenant recharges with WeChat Pay, payment and refund notifications, the active query
+of pending orders, refunds, daily reconciliation and counter cash."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from aws_lambda_powertools import Logger
+
+from core.domain import payments as rules
+from core.domain.errors import ConditionFailed, Conflict, FeikongError, NotFound, ValidationError
+from core.domain.ledger import Entry, format_time, require_id
+from core.domain.money import parse_yuan, require_fen
+from core.domain.payments import Limits, Order, Refund
+from core.integrations import wechatpay
+from core.services.control import Control
+from core.services.ledger import Clock, utcnow
+from core.store import directory as dstore
+from core.store import metering as events
+from core.store import payments as store
+
+log = Logger(service="feikong", child=True)
+SH = ZoneInfo("Asia/Shanghai")
+SUCCESS_BODY = {"code": "SUCCESS", "message": "成功"}
+QUERY_AFTER = timedelta(minutes=int(os.environ.get("FEIKONG_PAY_QUERY_AFTER_MINUTES", "3")))
+
+
+def fail_body(message: str) -> dict:
+    return {"code": "FAIL", "message": message}
+
+
+def limits_from_env() -> Limits:
+    return Limits(int(os.environ.get("FEIKONG_RECHARGE_MIN_FEN", "100")),
+                  int(os.environ.get("FEIKONG_RECHARGE_MAX_FEN", "500000")))
+
+
+class Payments:
+    def __init__(self, control: Control | None = None, pay: wechatpay.WeChatPayClient | None = None,
+                 clock: Clock = utcnow, limits: Limits | None = None) -> None:
+        self.control = control or Control(clock=clock)
+        self._pay = pay
+        self.clock = clock
+        self.limits = limits or limits_from_env()
+
+    @property
+    def pay(self) -> wechatpay.WeChatPayClient:
+        return self._pay or wechatpay.client()
+
+    # -- tenant: create a recharge ---------------------------------------------------------
+
+    def create_recharge(self, openid: str, account_id: str, amount: object) -> dict:
+        require_id(account_id, "account_id")
+        amount = rules.check_amount(amount, self.limits)
+        account = dstore.get_account(account_id)
+        mine = {t.tenant_id for t in dstore.tenants_by_openid(openid)}
+        if account is None or account.tenant_id not in mine:
+            raise NotFound("账户不存在", code="account_not_found")  # never reveal another tenant's account
+        if account.status != "OPEN":
+            raise Conflict("账户已销户，不能充值", code="account_closed")
+        now = self.clock()
+        order = Order(
+            out_trade_no=rules.new_out_trade_no(now.astimezone(SH)), property_id=account.property_id,
+            account_id=account_id, tenant_id=account.tenant_id, openid=openid, amount=amount, status=rules.PENDING,
+            created_at=format_time(now), expires_at=format_time(now + rules.ORDER_TTL),
+        )
+        store.create_order(order)
+        prepay_id = self.pay.prepay(order.out_trade_no, amount, openid, f"{account.name} 预付费充值",
+                                    (now + rules.ORDER_TTL).astimezone(SH).isoformat(timespec="seconds"))
+        log.info("recharge order created", out_trade_no=order.out_trade_no, account_id=account_id, amount=amount)
+        return {"out_trade_no": order.out_trade_no, "amount": amount, "expires_at": order.expires_at,
+                "pay_params": self.pay.jsapi_params(prepay_id)}
+
+    def order_for_tenant(self, openid: str, out_trade_no: str) -> Order:
+        order = store.get_order(out_trade_no)
+        if order is None or order.openid != openid:
+            raise NotFound("订单不存在", code="order_not_found")
+        return order
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def handle_notification(self, headers: dict, body: str) -> tuple[int, dict]:
+        """Answer a WeChat Pay notification: (HTTP status, body). Success only once the
+        credit (or the refund outcome) is durable; any failure makes WeChat retry."""
+        ts = _header(headers, "Wechatpay-Timestamp")
+        if not rules.timestamp_fresh(ts, self.clock()):
+            self._alert("unknown", "notification", "stale_timestamp", {"timestamp": str(ts)[:20]})
+            return 400, fail_body("时间戳过期")
+        data = self.pay.notification(headers, body)
+        if data is None:
+            self._alert("unknown", "notification", "bad_signature", {"serial": _header(headers, "Wechatpay-Serial")[:64]})
+            return 401, fail_body("签名验证失败")
+        resource = data.get("resource") or {}
+        event = data.get("event_type", "")
+        if event == "TRANSACTION.SUCCESS":
+            ok, message = self.settle(resource, "notify")
+        elif event.startswith("REFUND."):
+            ok, message = self.refund_outcome(resource)
+        else:
+            ok, message = False, f"unknown event {event}"
+        return (200, SUCCESS_BODY) if ok else (400, fail_body(message))
+
+    def settle(self, tx: dict, source: str) -> tuple[bool, str]:
+        """Credit a successful transaction once: the order turns PAID in the same DynamoDB
+        transaction as the ledger credit `pay:<transaction_id>`."""
+        out_trade_no = str(tx.get("out_trade_no", ""))
+        order = store.get_order(out_trade_no) if out_trade_no else None
+        problem = rules.transaction_problem(tx, order, self.pay.config.appid, self.pay.config.mchid)
+        if problem:
+            self._alert(order.property_id if order else "unknown", out_trade_no or "unknown", problem,
+                        {"source": source, "transaction_id": str(tx.get("transaction_id", ""))[:64],
+                         "amount": str((tx.get("amount") or {}).get("total"))})
+            return False, problem
+        txid = tx["transaction_id"]
+        if order.status == rules.PAID:
+            if order.transaction_id != txid:  # one order paid twice at WeChat: a person must refund one
+                self._alert(order.property_id, out_trade_no, "paid_twice", {"first": order.transaction_id,
+                                                                            "second": txid})
+            return True, "duplicate"
+        paid_at = tx.get("success_time") or format_time(self.clock())
+        paid_date = datetime.fromisoformat(paid_at.replace("Z", "+00:00")).astimezone(SH).date().isoformat()
+        try:
+            entry = self.control.credit(
+                extras=[store.mark_paid(out_trade_no, order.amount, txid, paid_at, paid_date)],
+                account_id=order.account_id, entry_id=f"pay:{txid}", kind="recharge", amount=order.amount,
+                cause=f"order:{out_trade_no}", actor="wechatpay", occurred_at=paid_at, memo="微信支付充值",
+            )
+        except ConditionFailed:
+            now = store.get_order(out_trade_no)
+            if now is not None and now.status == rules.PAID and now.transaction_id == txid:
+                return True, "duplicate"
+            self._alert(order.property_id, out_trade_no, "order_state", {"status": now.status if now else ""})
+            return False, "order_state"
+        log.info("payment credited", out_trade_no=out_trade_no, transaction_id=txid, source=source,
+                 duplicate=entry.duplicate, balance_after=entry.balance_after)
+        return True, "credited"
+
+    def _alert(self, property_id: str, ref: str, reason: str, data: dict) -> None:
+        log.warning("payment alert", reason=reason, ref=ref, **data)
+        now = format_time(self.clock())
+        events.put_event({"scope": f"payments#{property_id}", "event_id": f"{now}:{reason}:{uuid.uuid4().hex[:8]}",
+                          "property_id": property_id, "at": now, "type": "payment_alert", "status": "open",
+                          "message": ALERTS.get(reason, reason), "data": {"ref": ref, "reason": reason, **data}})
+
+    # -- the sweep: orders whose notification never came -----------------------------------
+
+    def sweep(self) -> dict:
+        now = self.clock()
+        counts = {"queried": 0, "credited": 0, "closed": 0, "refunds_settled": 0}
+        for out_trade_no in store.pending_orders(format_time(now - QUERY_AFTER)):
+            order = store.get_order(out_trade_no)
+            if order is None or order.status != rules.PENDING:
+                continue
+            counts["queried"] += 1
+            tx = self.pay.query(out_trade_no)
+            if tx and tx.get("trade_state") == "SUCCESS":
+                ok, how = self.settle(tx, "query")
+                counts["credited"] += ok and how == "credited"
+            elif order.expires_at <= format_time(now) and (tx is None or tx.get("trade_state") in ("NOTPAY", "CLOSED")):
+                if tx is not None:
+                    self.pay.close(out_trade_no)
+                counts["closed"] += store.close_order(out_trade_no)
+        return counts
+
+    # -- refunds ---------------------------------------------------------------------------
+
+    def refund(self, property_id: str, out_trade_no: str, amount: object, reason: str, actor: str) -> Refund:
+        """Refund part or all of a paid recharge. The ledger debit (which never takes the
+        balance below zero) and the order's refunded total are written before WeChat is
+        asked; if WeChat refuses or the refund later fails, one reversal gives it back."""
+        order = store.get_order(rules.check_out_no(out_trade_no, "out_trade_no"))
+        if order is None or order.property_id != property_id:
+            raise NotFound("订单不存在", code="order_not_found")
+        amount = require_fen(amount, "amount")
+        if order.status != rules.PAID or order.channel != "wechat":
+            raise Conflict("只能退款已支付的微信充值", code="order_not_refundable")
+        if amount > rules.refundable(order):
+            raise Conflict(f"退款金额超过可退金额 {rules.refundable(order) / 100:.2f} 元", code="refund_too_large",
+                           refundable=rules.refundable(order))
+        now = self.clock()
+        r = Refund(out_refund_no=rules.new_out_trade_no(now.astimezone(SH), "F"), out_trade_no=out_trade_no,
+                   property_id=property_id, account_id=order.account_id, amount=amount,
+                   status=rules.REFUND_PROCESSING, reason=(reason or "")[:80], actor=actor, created_at=format_time(now))
+        try:
+            self.control.ledger.post(extras=[store.start_refund(r, order.refunded)], account_id=order.account_id,
+                                     entry_id=f"refund:{r.out_refund_no}", kind="refund", amount=amount,
+                                     cause=f"order:{out_trade_no}", actor=actor, memo=r.reason or "退款")
+        except ConditionFailed:
+            raise Conflict("订单正在处理其他退款，请稍后重试", code="refund_busy") from None
+        try:
+            result = self.pay.refund(out_trade_no, r.out_refund_no, amount, order.amount, r.reason or "退款")
+        except wechatpay.WeChatPayError as e:
+            if 400 <= e.status < 500:
+                self._reverse(r, rules.REFUND_FAILED)
+                raise Conflict(f"微信支付拒绝退款：{e.message}", code="refund_refused") from None
+            raise  # not known whether WeChat took it: stays PROCESSING, the sweep asks later
+        if result.get("refund_id"):
+            store.set_refund_id(r.out_refund_no, result["refund_id"])
+        if result.get("status") in ("SUCCESS", "CLOSED", "ABNORMAL"):
+            self.refund_outcome({**result, "out_refund_no": r.out_refund_no, "refund_status": result["status"]})
+        return store.get_refund(r.out_refund_no)
+
+    def refund_outcome(self, resource: dict) -> tuple[bool, str]:
+        r = store.get_refund(str(resource.get("out_refund_no", "")))
+        if r is None:
+            self._alert("unknown", str(resource.get("out_refund_no", ""))[:64], "unknown_refund", {})
+            return False, "unknown_refund"
+        status = resource.get("refund_status") or resource.get("status")
+        if status == "SUCCESS":
+            store.finish_refund(r.out_refund_no, rules.REFUND_SUCCESS, str(resource.get("refund_id", "")))
+            return True, "refunded"
+        if status in ("CLOSED", "ABNORMAL"):
+            self._reverse(r, rules.REFUND_FAILED)
+            return True, "reversed"
+        return False, f"refund status {status}"
+
+    def _reverse(self, r: Refund, status: str) -> Entry | None:
+        """Give a failed refund's money back, once (the refund must still be PROCESSING)."""
+        try:
+            return self.control.credit(extras=[store.fail_refund(r, status)], account_id=r.account_id,
+                                       entry_id=f"refund-reversal:{r.out_refund_no}", kind="refund_reversal",
+                                       amount=r.amount, cause=f"refund:{r.out_refund_no}", actor="wechatpay",
+                                       memo="退款失败，退回余额")
+        except ConditionFailed:
+            return None  # already settled one way or the other
+
+    # -- reconciliation --------------------------------------------------------------------
+
+    def reconcile(self, bill_date: str) -> dict:
+        """Compare WeChat's trade bill of a day with our paid orders; record every mismatch."""
+        try:
+            datetime.strptime(bill_date, "%Y-%m-%d")
+        except ValueError:
+            raise ValidationError("日期格式应为 YYYY-MM-DD", code="date_invalid") from None
+        theirs = parse_trade_bill(self.pay.trade_bill(bill_date))
+        ours = {o.out_trade_no: o for o in store.paid_orders_on(bill_date) if o.channel == "wechat"}
+        mismatches = []
+        for no, t in theirs.items():
+            o = ours.get(no) or store.get_order(no)
+            if o is None or o.status != rules.PAID:
+                mismatches.append({"kind": "paid_there_not_here", "out_trade_no": no, "their_amount": t["amount"],
+                                   "transaction_id": t["transaction_id"]})
+            elif o.amount != t["amount"]:
+                mismatches.append({"kind": "amount_differs", "out_trade_no": no, "their_amount": t["amount"],
+                                   "our_amount": o.amount})
+        for no, o in ours.items():
+            if no not in theirs:
+                mismatches.append({"kind": "here_not_there", "out_trade_no": no, "our_amount": o.amount})
+        now = format_time(self.clock())
+        for m in mismatches:
+            order = ours.get(m["out_trade_no"]) or store.get_order(m["out_trade_no"])
+            pid = order.property_id if order else "unknown"
+            events.put_event({"scope": f"reconcile#{bill_date}", "event_id": f"{m['kind']}:{m['out_trade_no']}",
+                              "property_id": pid, "at": now, "type": "reconcile_mismatch", "status": "open",
+                              "message": ALERTS[m["kind"]], "data": {k: str(v) for k, v in m.items()}})
+        report = {"date": bill_date, "their_trades": len(theirs), "our_orders": len(ours), "mismatches": mismatches}
+        log.info("reconciliation", date=bill_date, mismatches=len(mismatches))
+        return report
+
+    # -- counter cash ----------------------------------------------------------------------
+
+    def counter_recharge(self, property_id: str, account_id: str, amount: object, receipt_no: str, channel: str,
+                         actor: str) -> Entry:
+        account = self._account(property_id, account_id)
+        if channel not in ("cash", "bank"):
+            raise ValidationError("渠道必须是 cash 或 bank", code="channel_invalid")
+        receipt_no = rules.check_out_no(receipt_no, "receipt_no")
+        return self.control.credit(account_id=account.account_id, entry_id=f"{channel}:{receipt_no}",
+                                   kind="recharge", amount=require_fen(amount, "amount"),
+                                   cause=f"receipt:{receipt_no}", actor=actor,
+                                   memo="现金充值" if channel == "cash" else "银行转账充值")
+
+    def counter_refund(self, property_id: str, account_id: str, amount: object, receipt_no: str, actor: str) -> Entry:
+        account = self._account(property_id, account_id)
+        receipt_no = rules.check_out_no(receipt_no, "receipt_no")
+        return self.control.ledger.post(account_id=account.account_id, entry_id=f"cash-refund:{receipt_no}",
+                                        kind="refund", amount=require_fen(amount, "amount"),
+                                        cause=f"receipt:{receipt_no}", actor=actor, memo="柜台退款")
+
+    @staticmethod
+    def _account(property_id: str, account_id: str):
+        a = dstore.get_account(require_id(account_id, "account_id"))
+        if a is None or a.property_id != property_id:
+            raise NotFound("账户不存在", code="account_not_found")
+        return a
+
+
+ALERTS = {
+    "unknown_order": "收到未知订单的支付通知",
+    "appid_mismatch": "支付通知的 AppID 不符",
+    "mchid_mismatch": "支付通知的商户号不符",
+    "not_success": "支付通知的交易状态不是成功",
+    "no_transaction_id": "支付通知缺少微信订单号",
+    "amount_mismatch": "支付金额与订单金额不符",
+    "payer_mismatch": "付款人与下单人不符",
+    "paid_twice": "同一订单被支付两次，需人工退款",
+    "order_state": "订单状态不允许入账",
+    "stale_timestamp": "支付通知时间戳过期",
+    "bad_signature": "支付通知签名验证失败",
+    "unknown_refund": "收到未知退款单的通知",
+    "paid_there_not_here": "对账：微信已收款，平台未入账",
+    "here_not_there": "对账：平台已入账，微信账单中没有",
+    "amount_differs": "对账：金额不一致",
+}
+
+
+def parse_trade_bill(text: str) -> dict[str, dict]:
+    """Successful trades of a WeChat trade bill (CSV, fields prefixed with a backtick)."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return {}
+    header = [h.strip() for h in rows[0]]
+    try:
+        i_no, i_tx, i_state = header.index("商户订单号"), header.index("微信订单号"), header.index("交易状态")
+        i_amount = header.index("订单金额") if "订单金额" in header else header.index("应结订单金额")
+    except ValueError:
+        raise FeikongError("账单格式无法识别", code="bill_unreadable") from None
+    out = {}
+    for row in rows[1:]:
+        if len(row) <= max(i_no, i_tx, i_state, i_amount) or not row[0].startswith("`"):
+            continue  # the summary lines at the end
+        cells = [c.strip().lstrip("`") for c in row]
+        if cells[i_state] != "SUCCESS":
+            continue
+        out[cells[i_no]] = {"transaction_id": cells[i_tx], "amount": parse_yuan(cells[i_amount])}
+    return out
+
+
+def _header(headers: dict, name: str) -> str:
+    for k, v in headers.items():
+        if k.lower() == name.lower():
+            return v
+    return ""
+
+
+def encode(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False)

@@ -1,0 +1,150 @@
+"""Persistence of recharge orders and refunds, and the transaction pieces that tie them
+to ledger postings (so that an order turns PAID in the same transaction as the credit)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pynamodb.exceptions import PutError, UpdateError
+
+from core.domain.payments import CLOSED, PAID, PENDING, REFUND_PROCESSING, Order, Refund
+from core.store.models import OrderItem, RefundItem
+from core.store.tx import Tx
+
+ORDER_TAG = "order"
+REFUND_TAG = "refund"
+
+
+def _order(i: OrderItem) -> Order:
+    return Order(
+        out_trade_no=i.out_trade_no, property_id=i.property_id, account_id=i.account_id, tenant_id=i.tenant_id,
+        openid=i.openid, amount=int(i.amount), status=i.status, created_at=i.created_at, expires_at=i.expires_at,
+        channel=i.channel, transaction_id=i.transaction_id or "", paid_at=i.paid_at or "",
+        refunded=int(i.refunded or 0), receipt_no=i.receipt_no or "", actor=i.actor or "",
+    )
+
+
+def create_order(o: Order) -> bool:
+    item = OrderItem(
+        o.out_trade_no, property_id=o.property_id, account_id=o.account_id, tenant_id=o.tenant_id, openid=o.openid,
+        amount=o.amount, status=o.status, channel=o.channel, created_at=o.created_at, expires_at=o.expires_at,
+        receipt_no=o.receipt_no, actor=o.actor, pending_key="P" if o.status == PENDING else None,
+    )
+    try:
+        item.save(condition=OrderItem.out_trade_no.does_not_exist())
+        return True
+    except PutError as e:
+        if e.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def get_order(out_trade_no: str) -> Order | None:
+    try:
+        return _order(OrderItem.get(out_trade_no, consistent_read=True))
+    except OrderItem.DoesNotExist:
+        return None
+
+
+def orders_of_account(account_id: str, limit: int = 50) -> list[Order]:
+    return [_order(i) for i in OrderItem.by_account.query(account_id, scan_index_forward=False, limit=limit)]
+
+
+def pending_orders(created_before: str, limit: int = 200) -> list[str]:
+    return [i.out_trade_no for i in OrderItem.by_pending.query("P", OrderItem.created_at < created_before, limit=limit)]
+
+
+def paid_orders_on(paid_date: str) -> list[Order]:
+    return [_order(i) for i in OrderItem.by_paid_date.query(paid_date)]
+
+
+def mark_paid(out_trade_no: str, amount: int, transaction_id: str, paid_at: str, paid_date: str) -> Callable[[Tx], None]:
+    """Transaction piece: the order turns PAID, if it is still PENDING or CLOSED and its
+    amount is the one paid."""
+
+    def add(tx: Tx) -> None:
+        tx.update(
+            OrderItem(out_trade_no),
+            [OrderItem.status.set(PAID), OrderItem.transaction_id.set(transaction_id), OrderItem.paid_at.set(paid_at),
+             OrderItem.paid_date.set(paid_date), OrderItem.pending_key.remove()],
+            OrderItem.status.is_in(PENDING, CLOSED) & (OrderItem.amount == amount),
+            tag=ORDER_TAG,
+        )
+
+    return add
+
+
+def close_order(out_trade_no: str) -> bool:
+    try:
+        OrderItem(out_trade_no).update(
+            actions=[OrderItem.status.set(CLOSED), OrderItem.pending_key.remove()],
+            condition=OrderItem.status == PENDING,
+        )
+        return True
+    except UpdateError as e:
+        if e.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+# --- refunds ----------------------------------------------------------------------------
+
+
+def _refund(i: RefundItem) -> Refund:
+    return Refund(i.out_refund_no, i.out_trade_no, i.property_id, i.account_id, int(i.amount), i.status,
+                  i.reason or "", i.actor, i.created_at, i.refund_id or "")
+
+
+def get_refund(out_refund_no: str) -> Refund | None:
+    try:
+        return _refund(RefundItem.get(out_refund_no, consistent_read=True))
+    except RefundItem.DoesNotExist:
+        return None
+
+
+def refunds_of(out_trade_no: str) -> list[Refund]:
+    return [_refund(i) for i in RefundItem.by_order.query(out_trade_no)]
+
+
+def start_refund(r: Refund, order_refunded_before: int) -> Callable[[Tx], None]:
+    """Transaction piece: the refund record (PROCESSING) and the order's refunded total,
+    conditioned on nobody else having changed that total meanwhile."""
+
+    def add(tx: Tx) -> None:
+        tx.put(RefundItem(r.out_refund_no, out_trade_no=r.out_trade_no, property_id=r.property_id,
+                          account_id=r.account_id, amount=r.amount, status=REFUND_PROCESSING, reason=r.reason,
+                          actor=r.actor, created_at=r.created_at),
+               RefundItem.out_refund_no.does_not_exist(), tag=REFUND_TAG)
+        tx.update(OrderItem(r.out_trade_no), [OrderItem.refunded.set(order_refunded_before + r.amount)],
+                  (OrderItem.status == PAID) & (OrderItem.refunded == order_refunded_before), tag=ORDER_TAG)
+
+    return add
+
+
+def fail_refund(r: Refund, status: str) -> Callable[[Tx], None]:
+    """Transaction piece: the refund failed; the order's refundable amount comes back."""
+
+    def add(tx: Tx) -> None:
+        tx.update(RefundItem(r.out_refund_no), [RefundItem.status.set(status)],
+                  RefundItem.status == REFUND_PROCESSING, tag=REFUND_TAG)
+        tx.update(OrderItem(r.out_trade_no), [OrderItem.refunded.add(-r.amount)], OrderItem.refunded >= r.amount,
+                  tag=ORDER_TAG)
+
+    return add
+
+
+def finish_refund(out_refund_no: str, status: str, refund_id: str) -> bool:
+    try:
+        RefundItem(out_refund_no).update(
+            actions=[RefundItem.status.set(status), RefundItem.refund_id.set(refund_id)],
+            condition=RefundItem.status == REFUND_PROCESSING,
+        )
+        return True
+    except UpdateError as e:
+        if e.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def set_refund_id(out_refund_no: str, refund_id: str) -> None:
+    RefundItem(out_refund_no).update(actions=[RefundItem.refund_id.set(refund_id)])
