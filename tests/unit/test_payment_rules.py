@@ -1,0 +1,68 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.domain import payments as p
+from core.domain.errors import ValidationError
+from core.services.payments import parse_trade_bill
+
+NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+ORDER = p.Order("R20261128160000abcdef123456", "prop", "acct", "t1", "openid-1", 5000, p.PENDING,
+                "2026-11-28T08:00:00.000000Z", "2026-11-28T08:15:00.000000Z")
+TX = {"appid": "wxapp", "mchid": "1900000109", "out_trade_no": ORDER.out_trade_no, "transaction_id": "4200001",
+      "trade_state": "SUCCESS", "amount": {"total": 5000, "payer_total": 5000}, "payer": {"openid": "openid-1"}}
+
+
+@pytest.mark.parametrize("amount,code", [(99, "amount_too_small"), (500_001, "amount_too_large"),
+                                         (10.0, "amount_not_integer"), ("100", "amount_not_integer"),
+                                         (True, "amount_not_integer"), (-100, "amount_too_small")])
+def test_amount_limits(amount, code):
+    with pytest.raises(ValidationError) as e:
+        p.check_amount(amount, p.Limits())
+    assert e.value.code == code
+
+
+def test_out_trade_no_is_unique_and_within_wechat_rules():
+    nos = {p.new_out_trade_no(NOW) for _ in range(1000)}
+    assert len(nos) == 1000
+    assert all(p.check_out_no(n, "x") and len(n) <= 32 for n in nos)
+
+
+@pytest.mark.parametrize("change,problem", [
+    ({}, None),
+    ({"appid": "other"}, "appid_mismatch"),
+    ({"mchid": "other"}, "mchid_mismatch"),
+    ({"trade_state": "NOTPAY"}, "not_success"),
+    ({"amount": {"total": 4999}}, "amount_mismatch"),
+    ({"transaction_id": ""}, "no_transaction_id"),
+    ({"payer": {"openid": "someone-else"}}, "payer_mismatch"),
+])
+def test_transaction_checks(change, problem):
+    assert p.transaction_problem({**TX, **change}, ORDER, "wxapp", "1900000109") == problem
+
+
+def test_unknown_order():
+    assert p.transaction_problem(TX, None, "wxapp", "1900000109") == "unknown_order"
+
+
+def test_timestamp_freshness():
+    assert p.timestamp_fresh(str(int(NOW.timestamp())), NOW)
+    assert p.timestamp_fresh(str(int((NOW - timedelta(minutes=4)).timestamp())), NOW)
+    assert not p.timestamp_fresh(str(int((NOW - timedelta(minutes=6)).timestamp())), NOW)
+    assert not p.timestamp_fresh(str(int((NOW + timedelta(minutes=6)).timestamp())), NOW)
+    assert not p.timestamp_fresh("soon", NOW)
+
+
+def test_trade_bill_parsing():
+    bill = (
+        "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,"
+        "应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,"
+        "手续费,费率,订单金额,申请退款金额,费率备注\n"
+        "`2026-11-27 10:00:00,`wxapp,`1900000109,`0,`,`4200001,`R1,`o1,`JSAPI,`SUCCESS,`OTHERS,`CNY,`50.00,`0.00,"
+        "`0,`0,`0.00,`0.00,`,`,`充值,`,`0.30,`0.60%,`50.00,`0.00,`\n"
+        "`2026-11-27 11:00:00,`wxapp,`1900000109,`0,`,`4200002,`R2,`o1,`JSAPI,`REFUND,`OTHERS,`CNY,`0.00,`0.00,"
+        "`500001,`F1,`10.00,`0.00,`ORIGINAL,`SUCCESS,`充值,`,`-0.06,`0.60%,`0.00,`10.00,`\n"
+        "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\n"
+        "`2,`50.00,`10.00,`0.00,`0.24,`50.00,`10.00\n"
+    )
+    assert parse_trade_bill(bill) == {"R1": {"transaction_id": "4200001", "amount": 5000}}
