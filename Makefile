@@ -42,6 +42,7 @@ soak: $(VENV)/.installed
 bench: $(VENV)/.installed
 	bash infra/with_stack.sh $(PY) bench/ledger.py
 	bash infra/with_stack.sh $(PY) bench/ingest.py
+	bash infra/with_stack.sh $(PY) bench/webhook.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -215,7 +215,8 @@ class Control:
         if not entry.duplicate and "last" in decisions:
             state, decision = decisions["last"]
             self.apply(state, decision, f"entry:{entry.entry_id}")
-            self.recharge_meters(state.account_id, entry.amount, f"entry:{entry.entry_id}")
+            if state.control.get("meter_side"):
+                self.recharge_meters(state.account_id, entry.amount, f"entry:{entry.entry_id}")
         return entry
 
     def recharge_meters(self, account_id: str, amount: int, cause: str) -> list[policy.Command]:

@@ -264,6 +264,8 @@ def add_meter(
         relay_state=RelayState.UNKNOWN,
     )
     _create(store.put_meter, m, "表计")
+    if mode_v == BillingMode.METER:
+        store.mark_meter_side(account_id)
     return m
 
 

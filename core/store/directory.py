@@ -254,6 +254,12 @@ def set_account_settings(
         AccountItem(account_id).update(actions=actions, condition=AccountItem.account_id.exists())
 
 
+def mark_meter_side(account_id: str) -> None:
+    """The account holds a meter that keeps the money: credits must reach it."""
+    AccountItem(account_id).update(actions=[AccountItem.meter_side.set(True), AccountItem.settings_rev.add(1)],
+                                   condition=AccountItem.account_id.exists())
+
+
 def set_meter_keep_supply(meter_id: str, keep: bool) -> None:
     MeterItem(meter_id).update(actions=[MeterItem.keep_supply.set(keep)], condition=MeterItem.meter_id.exists())
 

@@ -49,6 +49,7 @@ def state_from_item(item: AccountItem) -> AccountState:
         settings_rev=int(item.settings_rev or 0),
         control={
             "keep_supply": bool(item.keep_supply),
+            "meter_side": bool(item.meter_side),
             "restore_line": int(item.restore_line or 0),
             "alarm_levels": [int(x) for x in item.alarm_levels] if item.alarm_levels else None,
             "alarm_repeats": [int(x) for x in item.alarm_repeats] if item.alarm_repeats else None,

@@ -143,6 +143,7 @@ class AccountItem(_Base):
     opened_at = UnicodeAttribute()
     last_posted_at = UnicodeAttribute()
     settings_rev = NumberAttribute(default=0)  # bumped by every settings change
+    meter_side = BooleanAttribute(default=False)  # holds a meter that keeps the money
     alarm_levels = ListAttribute(of=NumberAttribute, null=True)
     alarm_repeats = ListAttribute(of=NumberAttribute, null=True)
     alarm_state = MapAttribute(default=dict)

@@ -30,3 +30,14 @@ def test_ingest_bench_runs_and_ends_with_its_json_line(aws):
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert last["bench"] == "ingest" and last["readings"] == 20
     assert last["balances_exact"] is True and last["requests_per_reading"] > 0
+
+
+def test_webhook_bench_runs_and_ends_with_its_json_line(aws):
+    proc = subprocess.run(
+        [sys.executable, "bench/webhook.py", "--notifications", "40", "--accounts", "4"],
+        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert last["bench"] == "webhook" and last["notifications"] == 40
+    assert last["credited_exactly_once"] is True and last["p99_ms"] > 0

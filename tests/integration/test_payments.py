@@ -11,64 +11,35 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from core.domain.errors import Conflict, InsufficientFunds, NotFound
-from core.integrations import wechat, wechatpay
 from core.services.ledger import LedgerService
 from core.services.payments import Payments
 from core.store import metering as events
 from core.store import payments as pstore
 from functions import wechatpay_notify
-from infra.scheduler import api_gateway_app, http_routes, load_functions
-from infra.wechat_api_emulator import WeChatApiConfig, WeChatApiEmulator
-from infra.wechatpay_emulator import BackgroundServer, EmulatorConfig, WeChatPayEmulator
+from infra.paystack import APPID, MCHID, PayStack
+from infra.wechatpay_emulator import BackgroundServer
 from miniprogram_api.app import create_app
 from tests.conftest import Clock, World
 
-APPID, SECRET, MCHID = "wx1234567890abcdef", "app-secret-for-tests", "1900000109"
-SERIAL, APIV3_KEY = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1", "0123456789abcdefghijklmnopqrstuv"
 
-
-class Stack:
+class Stack(PayStack):
     def __init__(self, monkeypatch) -> None:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.merchant_public = key.public_key()
-        private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()).decode()
-        public_pem = self.merchant_public.public_bytes(serialization.Encoding.PEM,
-                                                       serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        self.pay = WeChatPayEmulator(EmulatorConfig(mchid=MCHID, appids=APPID, merchant_public_key_pem=public_pem,
-                                                    merchant_serial_no=SERIAL, apiv3_key=APIV3_KEY,
-                                                    time_scale=0.0005)).start()
-        self.api = WeChatApiEmulator(WeChatApiConfig(appid=APPID, secret=SECRET)).start()
-        routes = http_routes({k: v for k, v in load_functions().items() if k == "wechatpayNotify"})
-        self.gateway = BackgroundServer(api_gateway_app(routes)).start()
-        self.notify_url = f"{self.gateway.url}/wechatpay/notify"
-        env = {
-            "FEIKONG_WECHAT_APPID": APPID, "FEIKONG_WECHAT_SECRET": SECRET, "FEIKONG_WECHAT_API_BASE": self.api.url,
-            "FEIKONG_WECHATPAY_MCHID": MCHID, "FEIKONG_WECHATPAY_PRIVATE_KEY": private_pem,
-            "FEIKONG_WECHATPAY_CERT_SERIAL": SERIAL, "FEIKONG_WECHATPAY_APIV3_KEY": APIV3_KEY,
-            "FEIKONG_WECHATPAY_PUBLIC_KEY": self.pay.platform_public_key_pem,
-            "FEIKONG_WECHATPAY_PUBLIC_KEY_ID": self.pay.public_key_id, "FEIKONG_WECHATPAY_BASE_URL": self.pay.url,
-            "FEIKONG_WECHATPAY_NOTIFY_URL": self.notify_url, "FEIKONG_JWT_SECRET": "x" * 40,
-        }
-        for k, v in env.items():
+        super().__init__()
+        self.start()
+        for k, v in self.env().items():
             monkeypatch.setenv(k, v)
-        wechatpay.reset()
-        wechat.reset()
+        self.apply_env()
         monkeypatch.setattr(wechatpay_notify, "payments", Payments())
         self.web = BackgroundServer(create_app()).start()
         self.base = self.web.url
 
     def stop(self) -> None:
         self.web.stop()
-        self.gateway.stop()
-        self.pay.stop()
-        self.api.stop()
-        wechatpay.reset()
-        wechat.reset()
+        super().stop()
 
     def login(self, openid: str) -> dict:
         r = requests.post(f"{self.base}/api/v1/login", json={"code": self.api.issue_code(openid)}, timeout=10)
