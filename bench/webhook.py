@@ -66,12 +66,7 @@ def run(args, stack) -> int:
     rng = random.Random(7)
     unique = int(args.notifications * (1 - args.duplicates))
     w = World()
-    accounts = []
-    for _ in range(args.accounts):
-        a = w.account(opening=0)
-        openid = f"o{uuid.uuid4().hex[:27]}"
-        w.d.bind_openid(w.tenant_id, openid) if not accounts else None
-        accounts.append(a)
+    accounts = [w.account(opening=0) for _ in range(args.accounts)]
     openid = f"o{uuid.uuid4().hex[:27]}"
     w.d.bind_openid(w.tenant_id, openid)  # one tenant holds the accounts (一人多户)
     payments = Payments()
@@ -147,7 +142,7 @@ def run(args, stack) -> int:
 
     ledger = LedgerService()
     expected = {a: 0 for a in accounts}
-    for no, a, amount in orders:
+    for _no, a, amount in orders:
         expected[a] += amount
     exactly_once = all(pstore.get_order(no).status == "PAID" for no, _, _ in orders) and all(
         ledger.verify(a)["ok"] and ledger.balance(a) == total and ledger.verify(a)["entries"]
