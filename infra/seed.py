@@ -87,6 +87,7 @@ def seed(ledger: LedgerService | None = None) -> dict:
                 tid = f"t-{rid}"
                 name = SURNAMES[n % len(SURNAMES)] + GIVEN[(n * 7) % len(GIVEN)]
                 directory.register_tenant(PROPERTY_ID, tid, name, f"138{n:08d}")
+                directory.bind_openid(tid, f"demo-openid-{rid}")  # as if the tenant had bound WeChat
                 aid = f"acct-{rid}"
                 opening = 20000 + (n * 3137) % 30000  # 200.00 .. 499.99 yuan
                 directory.open_account(

@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_starts_serves_and_stops_cleanly():
-    web, aws = free_port(), free_port()
+    web, aws, phone = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.demo", "--port", str(web), "--aws-port", str(aws), "--read-every", "1"],
+        [sys.executable, "-m", "infra.demo", "--port", str(web), "--aws-port", str(aws), "--read-every", "1",
+         "--wechat-port", str(phone)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     out = []
@@ -55,6 +56,11 @@ def test_demo_starts_serves_and_stops_cleanly():
             cut = any(a["supply"] == "cut" for r in now for a in r["accounts"])
         assert moved and cut
         assert "已断电" in requests.get(f"{base}/", timeout=10).text
+        # a tenant whose supply was cut pays 50 yuan through the whole WeChat Pay path
+        cut_account = next(a["account_id"] for r in now for a in r["accounts"] if a["supply"] == "cut")
+        paid = requests.post(f"http://127.0.0.1:{phone}/pay", data={"account_id": cut_account, "amount": "50.00"},
+                             timeout=60)
+        assert paid.status_code == 200 and "PAID" in paid.text and "供电：正常" in paid.text
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
