@@ -24,6 +24,7 @@ from core.store import metering as store
 
 log = Logger(service="feikong", child=True)
 
+RESEND_AFTER = timedelta(seconds=30)
 OFFLINE_AFTER = timedelta(minutes=int(os.environ.get("FEIKONG_OFFLINE_MINUTES", "30")))
 
 
@@ -315,6 +316,14 @@ class Control:
                 expired += 1
                 if c.op in policy.RELAY_OPERATIONS:
                     store.clear_relay_command(c.meter_id, c.command_id, None)
+        resent = 0
+        for command_id in store.open_commands(format_time(now)):
+            c = store.get_command(command_id)
+            # written but never sent (SQS failed right after the record): send it now; the
+            # site's FIFO queue drops a copy it already has (deduplication id = command id)
+            if c and c.state == policy.QUEUED and c.issued_at <= format_time(now - RESEND_AFTER):
+                self._send(c)
+                resent += 1
         offline = 0
         for meter_id, last_seen in store.stale_meters(format_time(now - OFFLINE_AFTER)):
             m = store.load_meter(meter_id)
@@ -325,6 +334,6 @@ class Control:
                      "data": {"last_seen": last_seen}}
             if store.set_meter_offline(meter_id, last_seen, event):
                 offline += 1
-        result = {"cuts": cuts, "expired": expired, "offline": offline}
+        result = {"cuts": cuts, "expired": expired, "offline": offline, "resent": resent}
         log.info("control tick", **result)
         return result

@@ -431,6 +431,11 @@ def move_command(command_id: str, to: str, at: str, from_states: tuple[str, ...]
         raise
 
 
+def open_commands(now_iso: str, limit: int = 500) -> list[str]:
+    """Queued or sent commands that have not expired yet."""
+    return [i.command_id for i in CommandItem.by_open.query("OPEN", CommandItem.expires_at >= now_iso, limit=limit)]
+
+
 def expired_commands(now_iso: str, limit: int = 500) -> list[str]:
     return [i.command_id for i in CommandItem.by_open.query("OPEN", CommandItem.expires_at < now_iso, limit=limit)]
 

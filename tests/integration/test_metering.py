@@ -179,3 +179,26 @@ def test_tariff_import_export_assign_and_preview(metered):
     assert [c["fen"] for c in preview["charges"]] == [160, 100]
     assert preview["total_yuan"] == "2.60"
     assert {line["period"] for line in preview["charges"][0]["lines"]} == {"flat", "peak"}
+
+
+def test_a_command_whose_send_failed_is_sent_by_the_tick(metered, clock, monkeypatch):
+    from core.integrations import queues
+
+    acct = metered.account(opening=0)
+    meter = metered.meter(acct)
+    control = Control(LedgerService(), clock)
+
+    def sqs_down(*a, **kw):
+        raise ConnectionError("injected: SQS unreachable")
+
+    monkeypatch.setattr(queues, "send_command", sqs_down)
+    with pytest.raises(ConnectionError):
+        control.issue(meter, "TRIP", "admin:9", "admin")
+    (command,) = mstore.commands_of_meter(meter)
+    assert command.state == "queued"
+    monkeypatch.undo()
+    clock.advance(minutes=1)
+    assert control.tick()["resent"] >= 1
+    assert mstore.get_command(command.command_id).state == "sent"
+    site = metered.sim()
+    assert [c["command_id"] for c in site.take_commands()] == [command.command_id]
