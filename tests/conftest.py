@@ -93,6 +93,8 @@ class Metered(World):
 
         plan = dict(plan or FLAT_PLAN, plan_id=uid("plan"))
         self.plan_id = tariffs.import_plan(self.property_id, plan, "test").plan_id
+        water = dict(FLAT_PLAN, plan_id=uid("water"), utility="water")
+        self.water_plan_id = tariffs.import_plan(self.property_id, water, "test").plan_id
         control.set_protection(self.property_id, protection or {"night": None, "weekends": False, "holidays": False})
         self.site = self.d.register_site(self.property_id, uid("s"), "测试网关")
         self.addresses = 0
@@ -105,8 +107,7 @@ class Metered(World):
         meter_id = uid("m")
         self.d.add_meter(self.property_id, meter_id, account_id, self.site.site_id, kind, "acrel-ddsy1352", "bus1",
                          self.addresses, billing_mode=billing_mode, rated_kw=rated_kw)
-        if plan_id or kind != "water":
-            tariffs.assign(self.property_id, meter_id, plan_id or self.plan_id)
+        tariffs.assign(self.property_id, meter_id, plan_id or (self.water_plan_id if kind == "water" else self.plan_id))
         return meter_id
 
     def sim(self):

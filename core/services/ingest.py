@@ -147,6 +147,12 @@ class Ingest:
         new_baseline: Baseline | None = None
         if verdict.action == rules.BASELINE:
             new_baseline = Baseline(r.seq, r.read_at, r.total, dict(r.registers), RatingCarry())
+        elif verdict.action == rules.BILL and m.billing_mode == "cloud" and not m.plan_id:
+            # no tariff yet: nothing can be rated; keep the baseline so that the usage is
+            # billed from it once a plan is assigned, and tell an admin
+            events.append(self._event(m, f"no_plan:{r.seq}", "meter_without_plan", "表计未设置电价方案，暂不计费",
+                                      {"seq": r.seq}))
+            verdict = replace(verdict, action="no_plan", moves_baseline=False)
         elif verdict.action == rules.BILL and m.billing_mode == "cloud":
             charge = self._rate(m, r, verdict, m.baseline.carry)
             new_baseline = Baseline(r.seq, r.read_at, r.total, dict(r.registers), charge.carry)
