@@ -43,6 +43,7 @@ bench: $(VENV)/.installed
 	bash infra/with_stack.sh $(PY) bench/ledger.py
 	bash infra/with_stack.sh $(PY) bench/ingest.py
 	bash infra/with_stack.sh $(PY) bench/webhook.py
+	$(PY) bench/bus.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -41,3 +41,12 @@ def test_webhook_bench_runs_and_ends_with_its_json_line(aws):
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert last["bench"] == "webhook" and last["notifications"] == 40
     assert last["credited_exactly_once"] is True and last["p99_ms"] > 0
+
+
+def test_bus_bench_runs_and_ends_with_its_json_line():
+    proc = subprocess.run([sys.executable, "bench/bus.py", "--meters", "4", "--cycles", "1"], cwd=ROOT,
+                          env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert last["bench"] == "bus" and last["meters"] == 4 and last["failures"] == 0
+    assert last["ratio"] >= 1.0  # never faster than the wire allows
