@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ok: site {config.site_id}, {len(config.buses)} bus(es), {n} meter(s)")
         return 0
     from bridge.outbox import Outbox
-    from bridge.runtime import Bridge, BusWorker
+    from bridge.profiles import load_profile
+    from bridge.runtime import Bridge, read_once
 
     if args.command == "status":
         outbox = Outbox(config.state_dir / "outbox.sqlite3", config.outbox_capacity)
@@ -69,25 +70,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         bus, meter = matches[0]
 
-        async def probe() -> dict | None:
-            worker = BusWorker.__new__(BusWorker)
-            worker.bus, worker.client = bus, None
-            from bridge.profiles import load_profile
-            from bridge.runtime import MeterState
-
-            m = MeterState(meter, load_profile(meter.model))
-            names = tuple(m.profile.registers)
-            values = await BusWorker.read(worker, m, names)
-            if worker.client is not None:
-                worker.client.close()
-            return values
-
-        values = asyncio.run(probe())
+        values = asyncio.run(read_once(bus, meter))
         if values is None:
             print(f"{meter.meter_id} (address {meter.address} on {bus.name}) did not answer", file=sys.stderr)
             return 1
+        profile = load_profile(meter.model)
         for name, value in values.items():
-            reg = next(r for r in load_profile_cached(meter.model).registers.values() if r.name == name)
+            reg = profile.registers[name]
             flag = "  (guessed register)" if reg.guessed else ""
             print(f"{name:<16} 0x{reg.address:04X}  {value} {reg.unit}{flag}")
         return 0
@@ -103,12 +92,6 @@ def main(argv: list[str] | None = None) -> int:
 
     asyncio.run(run())
     return 0
-
-
-def load_profile_cached(model: str):
-    from bridge.profiles import load_profile
-
-    return load_profile(model)
 
 
 if __name__ == "__main__":

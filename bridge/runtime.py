@@ -216,6 +216,22 @@ class BusWorker:
         return result
 
 
+async def read_once(bus: BusConfig, meter: MeterConfig) -> dict | None:
+    """Read every register of one meter's profile once (the `probe` command)."""
+
+    class _Probe(BusWorker):
+        def __init__(self) -> None:  # no bridge: reads only
+            self.bus, self.client = bus, None
+
+    worker = _Probe()
+    m = MeterState(meter, load_profile(meter.model))
+    try:
+        return await worker.read(m, tuple(m.profile.registers))
+    finally:
+        if worker.client is not None:
+            worker.client.close()
+
+
 class Bridge:
     def __init__(self, config: Config, clock: Clock = utcnow) -> None:
         self.config, self.clock = config, clock

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from infra.local import DEFAULT_PORT, Emulator, StackError, apply_env, bootstrap, port_in_use
 
@@ -56,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         from infra.scheduler import LocalRunner
 
         runner = LocalRunner({"UplinkQueue": made["queues"]["uplink"]}).start()
-        site_loop = demo_site.SiteLoop(demo_site.build(info), every=args.read_every).start()
+        import shutil
+
+        state = Path(__file__).resolve().parent.parent / ".local" / "demo-bridge"
+        shutil.rmtree(state, ignore_errors=True)  # the emulator starts empty, so does the bridge
+        site_loop = demo_site.DemoBridge(info, state, poll_seconds=args.read_every)
 
         from miniprogram_api.app import create_app
 
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  Pay as a tenant (WeChat Pay): http://127.0.0.1:{args.wechat_port}/\n"
             f"  AWS emulator:                 {emulator.url}\n"
             f"  WeChat Pay emulator:          {paystack.pay.url}  (notifications to {paystack.notify_url})\n"
-            f"  Seeded {info['rooms']} rooms, {len(info['accounts'])} accounts; meters report every "
+            f"  Seeded {info['rooms']} rooms, {len(info['accounts'])} accounts; meters (simulated, real Modbus) are polled by the bridge every "
             f"{args.read_every:g} s, balances move as they turn.\n"
             "Press Ctrl-C to stop.",
             flush=True,

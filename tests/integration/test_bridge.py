@@ -314,3 +314,34 @@ def test_an_unreachable_cloud_is_buffered_and_delivered_in_order(tmp_path, aws):
     assert seqs == sorted(seqs)  # in order
     assert len(set(seqs)) == len(seqs)
     _ = (bootstrap, LedgerService)
+
+
+def test_cli_check_config_probe_and_status(tmp_path, aws):
+    w = Metered()
+    bus = SimBus([SimMeter("acrel-ddsy1352", 5, load_kw="1", total="42.42")]).start()
+    doc = config_doc(w, bus, [("E-probe", 5, "acrel-ddsy1352"), ("E-ghost", 6, "acrel-ddsy1352")],
+                     tmp_path / "state", endpoint=os.environ["AWS_ENDPOINT_URL"], uplink=uplink_url(),
+                     down=w.site.down_queue)
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump(doc))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "bridge", *args, "--config", str(path)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60, env=dict(os.environ))
+
+    try:
+        ok = cli("check-config")
+        assert ok.returncode == 0 and "2 meter(s)" in ok.stdout
+        probe = cli("probe", "E-probe")
+        assert probe.returncode == 0, probe.stderr
+        assert "total" in probe.stdout and "42.42" in probe.stdout and "guessed" in probe.stdout
+        ghost = cli("probe", "E-ghost")
+        assert ghost.returncode == 1 and "did not answer" in ghost.stderr
+        status = cli("status")
+        assert status.returncode == 0 and json.loads(status.stdout)["outbox_depth"] == 0
+    finally:
+        bus.stop()
+    doc["buses"][0]["meters"][1]["address"] = 5
+    path.write_text(yaml.safe_dump(doc))
+    bad = cli("check-config")
+    assert bad.returncode == 2 and "config.buses[0].meters[1].address" in bad.stderr and "Traceback" not in bad.stderr
