@@ -92,6 +92,7 @@ def rig(tmp_path, monkeypatch):
     bridge.stop()
     thread.join(timeout=10)
     bus.stop()
+    deliver()  # leave the shared uplink queue empty for the tests after this one
 
 
 def deliver() -> int:

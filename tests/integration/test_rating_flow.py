@@ -51,7 +51,7 @@ def test_batch_to_debits_alarms_trip_then_credit_to_close(clock):
         reading(meter, 3, 2, "1025.00"),  # 15 kWh -> 15.00 ->  5.00 left (< 20 alarm)
         reading(meter, 4, 3, "1031.00"),  #  6 kWh ->  6.00 -> -1.00      (< 0 alarm, cut)
     ], clock.now)
-    assert deliver() == 1
+    assert deliver() >= 1
     ledger = LedgerService()
     entries, _ = ledger.entries(acct, newest_first=False)
     assert [(e.kind, e.amount, e.balance_after) for e in entries] == [
