@@ -185,7 +185,7 @@ def test_a_silent_meter_does_not_hold_up_its_bus(tmp_path, aws):
     healthy = [m for m in ids if m != ids[7]]
     assert set(times) == set(healthy)
     gaps = [b - a for m in healthy for a, b in zip(times[m], times[m][1:], strict=False)]
-    assert max(gaps) <= poll + timeout + 0.35, max(gaps)  # at most one timeout added, plus scheduling slack
+    assert max(gaps) <= poll + timeout + 0.45, max(gaps)  # at most one timeout added, plus scheduling slack
     events = [m for m in sent if m["type"] == "meter_event"]
     assert any(e["event"] == "meter_silent" and e["meter_id"] == ids[7] for e in events)
 
