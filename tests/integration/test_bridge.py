@@ -346,3 +346,42 @@ def test_cli_check_config_probe_and_status(tmp_path, aws):
     path.write_text(yaml.safe_dump(doc))
     bad = cli("check-config")
     assert bad.returncode == 2 and "config.buses[0].meters[1].address" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_garbage_and_late_answers_never_become_another_meters_reading(tmp_path, aws):
+    """A meter that answers garbage (bad CRC) and one that answers after the timeout share
+    a bus with a healthy one: every reading the bridge reports carries its own meter's
+    registers, and the garbled meter is read correctly once it recovers."""
+    w = Metered()
+    acct = w.account(opening=0)
+    ids = [w.meter(acct) for _ in range(3)]
+    garbled = SimMeter("acrel-ddsy1352", 1, load_kw="0", total="100.00")
+    healthy = SimMeter("acrel-ddsy1352", 2, load_kw="0", total="500.00")
+    late = SimMeter("acrel-ddsy1352", 3, load_kw="0", total="900.00")
+    garbled.garbage, late.slow_ms = True, 450
+    bus = SimBus([garbled, healthy, late]).start()
+    queue = boto3.client("sqs").create_queue(QueueName=f"feikong-dev-garbage-{w.site.site_id}")["QueueUrl"]
+    doc = config_doc(w, bus, [(ids[0], 1, "acrel-ddsy1352"), (ids[1], 2, "acrel-ddsy1352"),
+                              (ids[2], 3, "acrel-ddsy1352")], tmp_path / "s",
+                     endpoint=os.environ["AWS_ENDPOINT_URL"], uplink=queue, down=w.site.down_queue,
+                     poll=0.2, timeout=0.3)
+    bridge = Bridge(parse_config(doc))
+    thread = bridge.run_in_thread()
+    try:
+        time.sleep(3)
+        garbled.garbage = False  # the line is clean again
+        time.sleep(4)
+    finally:
+        bridge.stop()
+        thread.join(timeout=10)
+        bus.stop()
+    own = {ids[0]: "100.00", ids[1]: "500.00", ids[2]: "900.00"}
+    seen: dict[str, set] = {}
+    for msg in uplink_messages(queue) + [json.loads(t) for _, _, t in bridge.outbox.peek(100_000)]:
+        if msg["type"] == "readings":
+            for r in msg["readings"]:
+                seen.setdefault(r["meter_id"], set()).add(r["total"])
+    assert seen[ids[1]] == {own[ids[1]]}  # the healthy meter, every time its own value
+    assert seen[ids[0]] == {own[ids[0]]}  # read correctly after it recovered
+    assert seen.get(ids[2], {own[ids[2]]}) == {own[ids[2]]}  # the late one: never someone else's
+    assert bridge.workers["bus1"].stats["failures"] >= 3  # the garbage and the late answers were refused
