@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infra.local import Emulator, apply_env, bootstrap, dynamodb_request_counts, free_port, is_emulator  # noqa: E402
+from infra.local import dynamodb_request_counts, emulator_for_script  # noqa: E402
 
 PLAN = {"plan_id": "bench-flat", "name": "压测平价", "utility": "electricity",
         "versions": [{"effective_from": "2020-01-01T00:00:00+08:00", "prices": {"flat": "0.8000"}}]}
@@ -35,16 +34,8 @@ def main() -> int:
     parser.add_argument("--per-round", type=int, default=300)
     parser.add_argument("--meters", type=int, default=20)
     args = parser.parse_args()
-    emulator = None
-    if not is_emulator(os.environ.get("AWS_ENDPOINT_URL", "")):
-        emulator = Emulator(free_port()).start()
-        apply_env(emulator.port)
-    try:
-        bootstrap()
+    with emulator_for_script():
         return run(args)
-    finally:
-        if emulator:
-            emulator.stop()
 
 
 def total(counts: dict) -> int:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infra.local import Emulator, apply_env, bootstrap, free_port, is_emulator  # noqa: E402
+from infra.local import emulator_for_script  # noqa: E402
 
 
 def main() -> int:
@@ -29,16 +28,8 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=20)
     args = parser.parse_args()
 
-    emulator = None
-    if not is_emulator(os.environ.get("AWS_ENDPOINT_URL", "")):
-        emulator = Emulator(free_port()).start()
-        apply_env(emulator.port)
-    try:
-        bootstrap()
+    with emulator_for_script():
         return run(args)
-    finally:
-        if emulator:
-            emulator.stop()
 
 
 def run(args) -> int:

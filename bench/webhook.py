@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infra.local import Emulator, apply_env, bootstrap, free_port, is_emulator  # noqa: E402
+from infra.local import emulator_for_script  # noqa: E402
 
 
 def main() -> int:
@@ -34,21 +33,15 @@ def main() -> int:
     parser.add_argument("--duplicates", type=float, default=0.3)
     parser.add_argument("--accounts", type=int, default=50)
     args = parser.parse_args()
-    emulator = None
-    if not is_emulator(os.environ.get("AWS_ENDPOINT_URL", "")):
-        emulator = Emulator(free_port()).start()
-        apply_env(emulator.port)
     from infra.paystack import PayStack
 
-    stack = PayStack().start()
-    stack.apply_env()
-    try:
-        bootstrap()
-        return run(args, stack)
-    finally:
-        stack.stop()
-        if emulator:
-            emulator.stop()
+    with emulator_for_script():
+        stack = PayStack().start()
+        stack.apply_env()
+        try:
+            return run(args, stack)
+        finally:
+            stack.stop()
 
 
 def run(args, stack) -> int:

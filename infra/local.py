@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +171,22 @@ def bootstrap() -> dict:
             )
         queues[name] = sqs.create_queue(QueueName=queue_name(name), Attributes=attrs)["QueueUrl"]
     return {"tables": tables, "queues": queues}
+
+
+@contextmanager
+def emulator_for_script():
+    """The emulator AWS_ENDPOINT_URL names, or a fresh one on a free port for the duration;
+    tables and queues made either way (bench/ scripts)."""
+    emulator = None
+    if not is_emulator(os.environ.get("AWS_ENDPOINT_URL", "")):
+        emulator = Emulator(free_port()).start()
+        apply_env(emulator.port)
+    try:
+        bootstrap()
+        yield
+    finally:
+        if emulator:
+            emulator.stop()
 
 
 def _pidfile(port: int) -> Path:

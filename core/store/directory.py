@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pynamodb.exceptions import PutError
-
 from core.domain.directory import (
     Account,
     BillingMode,
@@ -27,6 +25,7 @@ from core.store.models import (
     SiteItem,
     TenantItem,
 )
+from core.store.tx import applied
 
 PROPERTY_SK = "PROPERTY"
 
@@ -37,12 +36,8 @@ class AlreadyExists(Exception):
 
 def _create(item) -> None:
     hash_attr = item._hash_key_attribute()
-    try:
-        item.save(condition=hash_attr.does_not_exist())
-    except PutError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            raise AlreadyExists(str(item)) from None
-        raise
+    if not applied(lambda: item.save(condition=hash_attr.does_not_exist())):
+        raise AlreadyExists(str(item))
 
 
 def _batch_get(model, keys: list) -> list:

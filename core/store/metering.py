@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from pynamodb.exceptions import PutError, UpdateError
-
 from core.domain.control import OPEN_STATES, Command
 from core.domain.rating import Baseline
 from core.domain.tariff import RatingCarry
@@ -21,7 +19,7 @@ from core.store.models import (
     MeterItem,
     TariffItem,
 )
-from core.store.tx import Tx
+from core.store.tx import Tx, applied
 
 METER_TAG = "meter"
 
@@ -201,12 +199,8 @@ def set_relay_state(meter_id: str, state: str) -> None:
 
 def set_purchase_expected(meter_id: str, count: int) -> None:
     """Raise the purchase count the meter should report (never lowers it)."""
-    try:
-        MeterItem(meter_id).update(actions=[MeterItem.purchase_expected.set(count)],
-                                   condition=MeterItem.purchase_expected < count)
-    except UpdateError as err:
-        if err.cause_response_code != "ConditionalCheckFailedException":
-            raise
+    applied(lambda: MeterItem(meter_id).update(actions=[MeterItem.purchase_expected.set(count)],
+                                               condition=MeterItem.purchase_expected < count))
 
 
 # --- events (anomalies, alarms, meter and command events: the audit trail) -----------
@@ -230,13 +224,7 @@ def add_event(tx: Tx, e: dict) -> None:
 
 
 def put_event(e: dict) -> bool:
-    try:
-        event_item(e).save(condition=EventItem.event_id.does_not_exist())
-        return True
-    except PutError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+    return applied(lambda: event_item(e).save(condition=EventItem.event_id.does_not_exist()))
 
 
 def _event(i: EventItem) -> dict:
@@ -269,16 +257,10 @@ def get_event(scope: str, event_id: str) -> dict | None:
 
 
 def set_event_status(scope: str, event_id: str, expected: str, status: str, by: str) -> bool:
-    try:
-        EventItem(scope, event_id).update(
-            actions=[EventItem.status.set(status), EventItem.data["decided_by"].set(by)],
-            condition=EventItem.status == expected,
-        )
-        return True
-    except UpdateError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+    return applied(lambda: EventItem(scope, event_id).update(
+        actions=[EventItem.status.set(status), EventItem.data["decided_by"].set(by)],
+        condition=EventItem.status == expected,
+    ))
 
 
 # --- tariffs --------------------------------------------------------------------------
@@ -326,13 +308,7 @@ def set_cut_state(account_id: str, cut_state: str, due_at: str = "", expected: s
     cond = AccountItem.account_id.exists()
     if expected is not None:
         cond &= AccountItem.cut_state == expected
-    try:
-        AccountItem(account_id).update(actions=actions, condition=cond)
-        return True
-    except UpdateError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+    return applied(lambda: AccountItem(account_id).update(actions=actions, condition=cond))
 
 
 def set_alarm_state(account_id: str, state: dict) -> None:
@@ -422,13 +398,8 @@ def move_command(command_id: str, to: str, at: str, from_states: tuple[str, ...]
         actions.append(CommandItem.open_key.remove())
     if result is not None:
         actions.append(CommandItem.result.set(result))
-    try:
-        CommandItem(command_id).update(actions=actions, condition=CommandItem.state.is_in(*from_states))
-        return True
-    except UpdateError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+    return applied(lambda: CommandItem(command_id).update(actions=actions,
+                                                          condition=CommandItem.state.is_in(*from_states)))
 
 
 def open_commands(now_iso: str, limit: int = 500) -> list[str]:
@@ -445,10 +416,7 @@ def clear_relay_command(meter_id: str, command_id: str, relay_state: str | None)
     actions = [MeterItem.relay_command_id.remove()]
     if relay_state:
         actions.append(MeterItem.relay_state.set(relay_state))
-    try:
-        MeterItem(meter_id).update(actions=actions, condition=MeterItem.relay_command_id == command_id)
-    except UpdateError as err:
-        if err.cause_response_code != "ConditionalCheckFailedException":
-            raise
-        if relay_state:  # a newer command is outstanding; still record what the meter said
-            set_relay_state(meter_id, relay_state)
+    done = applied(lambda: MeterItem(meter_id).update(actions=actions,
+                                                      condition=MeterItem.relay_command_id == command_id))
+    if not done and relay_state:  # a newer command is outstanding; still record what the meter said
+        set_relay_state(meter_id, relay_state)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pynamodb.exceptions import PutError, UpdateError
-
 from core.domain.payments import CLOSED, PAID, PENDING, REFUND_PROCESSING, Order, Refund
 from core.store.models import OrderItem, RefundItem
-from core.store.tx import Tx
+from core.store.tx import Tx, applied
 
 ORDER_TAG = "order"
 REFUND_TAG = "refund"
@@ -30,13 +28,7 @@ def create_order(o: Order) -> bool:
         amount=o.amount, status=o.status, channel=o.channel, created_at=o.created_at, expires_at=o.expires_at,
         receipt_no=o.receipt_no, actor=o.actor, pending_key="P" if o.status == PENDING else None,
     )
-    try:
-        item.save(condition=OrderItem.out_trade_no.does_not_exist())
-        return True
-    except PutError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+    return applied(lambda: item.save(condition=OrderItem.out_trade_no.does_not_exist()))
 
 
 def get_order(out_trade_no: str) -> Order | None:
@@ -75,16 +67,10 @@ def mark_paid(out_trade_no: str, amount: int, transaction_id: str, paid_at: str,
 
 
 def close_order(out_trade_no: str) -> bool:
-    try:
-        OrderItem(out_trade_no).update(
-            actions=[OrderItem.status.set(CLOSED), OrderItem.pending_key.remove()],
-            condition=OrderItem.status == PENDING,
-        )
-        return True
-    except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+    return applied(lambda: OrderItem(out_trade_no).update(
+        actions=[OrderItem.status.set(CLOSED), OrderItem.pending_key.remove()],
+        condition=OrderItem.status == PENDING,
+    ))
 
 
 # --- refunds ----------------------------------------------------------------------------
@@ -134,16 +120,10 @@ def fail_refund(r: Refund, status: str) -> Callable[[Tx], None]:
 
 
 def finish_refund(out_refund_no: str, status: str, refund_id: str) -> bool:
-    try:
-        RefundItem(out_refund_no).update(
-            actions=[RefundItem.status.set(status), RefundItem.refund_id.set(refund_id)],
-            condition=RefundItem.status == REFUND_PROCESSING,
-        )
-        return True
-    except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+    return applied(lambda: RefundItem(out_refund_no).update(
+        actions=[RefundItem.status.set(status), RefundItem.refund_id.set(refund_id)],
+        condition=RefundItem.status == REFUND_PROCESSING,
+    ))
 
 
 def set_refund_id(out_refund_no: str, refund_id: str) -> None:

@@ -3,11 +3,12 @@ cancellation reason can be traced back to the item (and the caller) that caused 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
@@ -76,3 +77,15 @@ class Tx:
                     failures.append(Failure(tag, reason.code, reason.raw_item))
             return failures
         return None
+
+
+def applied(write: Callable[[], object]) -> bool:
+    """Run one conditional write: True if it was applied, False if its condition did not
+    hold; any other failure is raised."""
+    try:
+        write()
+        return True
+    except (PutError, UpdateError) as e:
+        if e.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
