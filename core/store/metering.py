@@ -114,17 +114,8 @@ class MeterUpdate:
         ]
         if self.reading is not None:
             actions.append(MeterItem.last_reading.set(self.reading))
-        b = self.baseline
-        if b is not None:
-            actions += [
-                MeterItem.rated_seq.set(b.seq),
-                MeterItem.rated_at.set(b.read_at.isoformat()),
-                MeterItem.rated_total.set(str(b.total)),
-                MeterItem.rated_registers.set({k: str(v) for k, v in b.registers.items()}),
-                MeterItem.carry_fen.set(str(b.carry.remainder_fen)),
-                MeterItem.cycle.set(b.carry.cycle),
-                MeterItem.cycle_usage.set(str(b.carry.cycle_usage)),
-            ]
+        if self.baseline is not None:
+            actions += baseline_actions(self.baseline)
         if self.meter_balance is not None:
             actions.append(MeterItem.meter_balance.set(self.meter_balance))
         if self.purchase_count is not None:
@@ -178,19 +169,21 @@ def retire_meter(meter_id: str, replaced_by: str) -> None:
     )
 
 
+def baseline_actions(b: Baseline) -> list:
+    """SET actions that make b the meter's rating baseline."""
+    return [
+        MeterItem.rated_seq.set(b.seq),
+        MeterItem.rated_at.set(b.read_at.isoformat()),
+        MeterItem.rated_total.set(str(b.total)),
+        MeterItem.rated_registers.set({k: str(v) for k, v in b.registers.items()}),
+        MeterItem.carry_fen.set(str(b.carry.remainder_fen)),
+        MeterItem.cycle.set(b.carry.cycle),
+        MeterItem.cycle_usage.set(str(b.carry.cycle_usage)),
+    ]
+
+
 def seed_baseline(meter_id: str, baseline: Baseline) -> None:
-    MeterItem(meter_id).update(
-        actions=[
-            MeterItem.rated_seq.set(baseline.seq),
-            MeterItem.rated_at.set(baseline.read_at.isoformat()),
-            MeterItem.rated_total.set(str(baseline.total)),
-            MeterItem.rated_registers.set({k: str(v) for k, v in baseline.registers.items()}),
-            MeterItem.carry_fen.set(str(baseline.carry.remainder_fen)),
-            MeterItem.cycle.set(baseline.carry.cycle),
-            MeterItem.cycle_usage.set(str(baseline.carry.cycle_usage)),
-        ],
-        condition=MeterItem.meter_id.exists(),
-    )
+    MeterItem(meter_id).update(actions=baseline_actions(baseline), condition=MeterItem.meter_id.exists())
 
 
 def set_relay_state(meter_id: str, state: str) -> None:
