@@ -5,7 +5,6 @@ A wrong configuration is refused at start with a message that names the bad fiel
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,8 +12,7 @@ from urllib.parse import urlparse
 import yaml
 
 from bridge.profiles import PROFILE_DIR, ProfileError, load_profile
-
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_\-.#@/]{0,199}$")
+from core.domain.naming import id_problem
 
 
 class ConfigError(ValueError):
@@ -91,8 +89,8 @@ def parse_config(doc: object, base_dir: Path = Path(".")) -> Config:
     if not isinstance(doc, dict):
         raise ConfigError("config: must be a YAML mapping")
     site_id = _need(doc, "site_id", "config")
-    if not _ID_RE.match(site_id):
-        raise ConfigError("config.site_id: letters, digits and :_-.#@/ only")
+    if id_problem(site_id):  # the cloud's one id rule
+        raise ConfigError("config.site_id: 1-64 letters, digits and _ . : @ - (starting with a letter or digit)")
     secret = _need(doc, "secret", "config")
     if len(secret) < 32:
         raise ConfigError("config.secret: must be the site's secret (32+ characters)")

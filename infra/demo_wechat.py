@@ -9,13 +9,17 @@ function behind the local API Gateway, which credits the ledger and restores sup
 from __future__ import annotations
 
 import html
+import re
 
 import requests
 from flask import Flask, request
 
 from core.domain.money import parse_yuan, yuan
+from core.domain.naming import id_problem
 from core.services import directory
 from core.store import directory as dstore
+
+_AMOUNT_RE = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")  # yuan, below 10 million; the API applies the limits
 
 
 def create_app(paystack, api_base: str, property_id: str) -> Flask:
@@ -39,13 +43,26 @@ def create_app(paystack, api_base: str, property_id: str) -> Flask:
 <p>金额（元）：<input name="amount" value="50.00" size="8"> <button>支付</button></p></form>
 <p>流程：微信登录 → 创建充值订单 → 在微信支付模拟器付款 → 支付通知（签名+加密）→ 入账并复电。</p></body></html>"""
 
+    def refusal(message: str, status: int):
+        return (f'<!doctype html><html lang="zh-CN"><meta charset="utf-8"><p>{html.escape(message)}</p>'
+                '<p><a href="/">返回</a></p></html>', status, {"Content-Type": "text/html; charset=utf-8"})
+
     @app.post("/pay")
     def pay():
-        account_id = request.form.get("account_id", "")
+        account_id = request.form.get("account_id", "").strip()
+        if not account_id:
+            return refusal("请选择要充值的账户", 400)
+        if id_problem(account_id):
+            return refusal("账户编号格式无效", 400)
         account = dstore.get_account(account_id)
         if account is None or account.property_id != property_id:
-            return "账户不存在", 404
-        amount = parse_yuan(request.form.get("amount", "0"))
+            return refusal("账户不存在", 404)
+        text = request.form.get("amount", "").strip()
+        if not _AMOUNT_RE.fullmatch(text):
+            return refusal("金额格式无效：请输入以元为单位的数字，最多两位小数，例如 50.00", 400)
+        amount = parse_yuan(text)
+        if amount <= 0:
+            return refusal("充值金额必须大于 0 元", 400)
         openid = f"demo-openid-{account.room_id}"
         code = paystack.api.issue_code(openid)
         token = requests.post(f"{api_base}/api/v1/login", json={"code": code}, timeout=10).json()["token"]

@@ -5,15 +5,52 @@ Handlers only translate HTTP to service calls and back; rules live in core/.
 
 from __future__ import annotations
 
+import json
 import os
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from core.domain.errors import FeikongError, NotFound, ValidationError
 from core.domain.money import yuan
 from core.services import auth, directory, health
 from core.services.payments import Payments
+
+MAX_BODY_BYTES = 64 * 1024  # the API's bodies are a few hundred bytes
+MAX_JSON_DEPTH = 32
+
+HTTP_ERRORS = {
+    400: ("bad_request", "请求格式错误"),
+    401: ("unauthorized", "请先登录"),
+    403: ("forbidden", "没有权限"),
+    404: ("not_found", "页面不存在"),
+    405: ("method_not_allowed", "不支持该请求方法"),
+    413: ("body_too_large", f"请求体不能超过 {MAX_BODY_BYTES // 1024} KB"),
+    415: ("unsupported_media_type", "不支持的请求格式"),
+}
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in a JSON text, counted without parsing
+    it (json.loads recurses once per level: ~1,000 levels is a RecursionError, a 500)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def create_app() -> Flask:
@@ -26,24 +63,50 @@ def create_app() -> Flask:
         # (local demo, tests). Production leaves FEIKONG_CONSOLE_OPEN unset.
         return os.environ.get("FEIKONG_CONSOLE_OPEN") == "1"
 
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
     @app.errorhandler(FeikongError)
     def _feikong_error(e: FeikongError):
         return jsonify(e.to_body()), e.status
 
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        """Every HTTP error (404, 405, 413, ...) in the JSON error format, headers kept (Allow)."""
+        code, message = HTTP_ERRORS.get(e.code or 500, ("http_error", "请求无法处理"))
+        response = e.get_response()
+        response.set_data(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
+        response.content_type = "application/json"
+        return response
+
+    @app.before_request
+    def _check_body():
+        """A request body, on any route, must be UTF-8 JSON of bounded size and depth; it is
+        parsed once here, before any handler or service sees the request."""
+        raw = request.get_data(cache=True)
+        g.json_body = None
+        if not raw:
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError("请求体必须是 UTF-8 编码的 JSON", code="body_not_utf8") from None
+        if json_depth(text) > MAX_JSON_DEPTH:
+            raise ValidationError(f"请求体 JSON 嵌套超过 {MAX_JSON_DEPTH} 层", code="body_too_deep")
+        try:
+            g.json_body = json.loads(text)
+        except ValueError:
+            raise ValidationError("请求体不是有效的 JSON", code="body_invalid") from None
+
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):
         if isinstance(e, HTTPException):
-            return e
+            return _http_error(e)
         if health.is_backend_down(e):
             app.logger.error("backend unreachable: %s", e)
             body = {"error": {"code": "backend_unavailable", "message": "服务暂时不可用，请稍后重试"}}
             return jsonify(body), 503
         app.logger.exception("unhandled error")
         return jsonify({"error": {"code": "internal_error", "message": "系统错误，请稍后重试"}}), 500
-
-    @app.errorhandler(404)
-    def _not_found(e):
-        return jsonify({"error": {"code": "not_found", "message": "页面不存在"}}), 404
 
     @app.get("/health")
     def health_check():
@@ -63,7 +126,7 @@ def create_app() -> Flask:
     payments = Payments()
 
     def body() -> dict:
-        data = request.get_json(silent=True)
+        data = g.json_body
         if not isinstance(data, dict):
             raise ValidationError("请求体必须是 JSON 对象", code="body_invalid")
         return data

@@ -12,7 +12,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from core.domain.errors import ValidationError
-from core.domain.ledger import ACCOUNT_OPEN, require_id
+from core.domain.ledger import ACCOUNT_OPEN
+from core.domain.naming import require_id
 
 _PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 

@@ -5,13 +5,13 @@ Pure functions over plain values; the store makes a plan durable in one transact
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from core.domain.errors import AccountClosed, InsufficientFunds, ValidationError
 from core.domain.money import require_fen, yuan
+from core.domain.naming import DERIVED_ID_MAX, require_id  # the one id rule; re-exported
 
 
 class EntryKind(StrEnum):
@@ -42,20 +42,7 @@ POSTABLE_KINDS = CREDIT_KINDS | NEVER_BELOW_ZERO | OVERDRAFT_KINDS | METERED_KIN
 ACCOUNT_OPEN = "OPEN"
 ACCOUNT_CLOSED = "CLOSED"
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_\-.#@/]{0,199}$")
 _TEXT_MAX = 500
-
-
-def require_id(value: object, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{field} 不能为空", code="id_empty", field=field)
-    if not _ID_RE.match(value):
-        raise ValidationError(
-            f"{field} 只能包含字母、数字和 :_-.#@/，且不超过 200 个字符",
-            code="id_invalid",
-            field=field,
-        )
-    return value
 
 
 def _require_text(value: object, field: str) -> str:
@@ -87,7 +74,7 @@ class PostingRequest:
         if unknown:
             raise ValidationError(f"未知字段: {', '.join(sorted(unknown))}", code="field_unknown")
         account_id = require_id(kw.get("account_id"), "account_id")
-        entry_id = require_id(kw.get("entry_id"), "entry_id")
+        entry_id = require_id(kw.get("entry_id"), "entry_id", DERIVED_ID_MAX)
         raw_kind = kw.get("kind")
         try:
             kind = EntryKind(raw_kind)

@@ -22,6 +22,7 @@ REFUND_PROCESSING, REFUND_SUCCESS, REFUND_FAILED = "PROCESSING", "SUCCESS", "FAI
 NOTIFICATION_MAX_SKEW = timedelta(minutes=5)
 ORDER_TTL = timedelta(minutes=15)
 CHANNELS = ("wechat", "cash", "bank")
+CURRENCY = "CNY"
 _OUT_NO_RE = re.compile(r"^[A-Za-z0-9_\-*]{6,32}$")  # "|" breaks wechatpayv3 signing of query URLs
 
 
@@ -47,7 +48,7 @@ def new_out_trade_no(now: datetime, prefix: str = "R") -> str:
 
 
 def check_out_no(value: object, field: str) -> str:
-    if not isinstance(value, str) or not _OUT_NO_RE.match(value):
+    if not isinstance(value, str) or not _OUT_NO_RE.fullmatch(value):
         raise ValidationError(f"{field} 格式无效", code="out_no_invalid", field=field)
     return value
 
@@ -97,19 +98,52 @@ def transaction_problem(tx: dict, order: Order | None, appid: str, mchid: str) -
         return "not_success"
     if not isinstance(tx.get("transaction_id"), str) or not tx["transaction_id"]:
         return "no_transaction_id"
-    total = (tx.get("amount") or {}).get("total")
-    if total != order.amount:
+    amount = tx.get("amount") if isinstance(tx.get("amount"), dict) else {}
+    if amount.get("currency") != CURRENCY:  # orders are placed in CNY; anything else is not our order's money
+        return "currency_mismatch"
+    total = amount.get("total")
+    if isinstance(total, bool) or total != order.amount:
         return "amount_mismatch"
-    if order.openid and (tx.get("payer") or {}).get("openid") not in (None, order.openid):
+    payer = tx.get("payer") if isinstance(tx.get("payer"), dict) else {}
+    if order.openid and payer.get("openid") not in (None, order.openid):
         return "payer_mismatch"
     return None
 
 
+def notification_problem(event_type: str, resource: dict) -> str | None:
+    """Why an authenticated notification's decrypted resource cannot be handled (it is
+    answered 400 before any work), or None. Money mismatches are not shape problems:
+    `transaction_problem` reports those, with an alert."""
+    if event_type == "TRANSACTION.SUCCESS":
+        no = resource.get("out_trade_no")
+        if not isinstance(no, str) or not 0 < len(no) <= 64:
+            return "no_out_trade_no"
+        for key in ("amount", "payer"):
+            if key in resource and not isinstance(resource[key], dict):
+                return f"{key}_malformed"
+        when = resource.get("success_time")
+        if when is not None:
+            try:
+                if not isinstance(when, str) or datetime.fromisoformat(when.replace("Z", "+00:00")).tzinfo is None:
+                    return "success_time_malformed"
+            except ValueError:
+                return "success_time_malformed"
+        return None
+    if event_type.startswith("REFUND."):
+        no = resource.get("out_refund_no")
+        if not isinstance(no, str) or not _OUT_NO_RE.fullmatch(no):
+            return "no_out_refund_no"
+        if "amount" in resource and not isinstance(resource["amount"], dict):
+            return "amount_malformed"
+        return None
+    return "unknown_event"
+
+
 def timestamp_fresh(timestamp: object, now: datetime) -> bool:
-    try:
-        ts = int(str(timestamp))
-    except ValueError:
+    text = str(timestamp)
+    if not text.isascii() or not text.isdigit() or len(text) > 12:  # a 400-digit number overflows a float
         return False
+    ts = int(text)
     return abs(now.timestamp() - ts) <= NOTIFICATION_MAX_SKEW.total_seconds()
 
 

@@ -77,3 +77,56 @@ def test_dead_database_is_a_503_with_a_clear_body(monkeypatch):
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("503") and '"degraded"' in lines[0]
     assert lines[1].startswith("503") and "backend_unavailable" in lines[1]
+
+
+# --- malformed requests on every route: a 4xx in the JSON error format, never a 500 or HTML -----
+
+ROUTES = [("GET", "/health"), ("GET", "/"), ("POST", "/api/v1/login"), ("GET", "/api/v1/accounts"),
+          ("POST", "/api/v1/recharges"), ("GET", "/api/v1/recharges/R20261128000000abcdef"),
+          ("GET", "/admin/api/properties/p1/buildings/B1/rooms")]
+BODIES = {
+    "malformed JSON": (b'{"code": ', "body_invalid"),
+    "JSON nested 1,200 deep": (b'{"a":' * 1200 + b"1" + b"}" * 1200, "body_too_deep"),
+    "arrays nested 1,200 deep": (b"[" * 1200 + b"]" * 1200, "body_too_deep"),
+    "not UTF-8": (b'{"code": "\xff\xfe"}', "body_not_utf8"),
+    "over 64 KB": (b'{"code": "' + b"x" * 70_000 + b'"}', "body_too_large"),
+}
+
+
+def _is_json_error(r: requests.Response, status: int, code: str) -> bool:
+    body = r.json()
+    return (r.status_code == status and r.headers["Content-Type"].startswith("application/json")
+            and body["error"]["code"] == code and bool(body["error"]["message"]))
+
+
+@pytest.mark.parametrize("body", BODIES)
+@pytest.mark.parametrize("method,path", ROUTES)
+def test_malformed_bodies_are_a_json_4xx_on_every_route(server, method, path, body):
+    raw, code = BODIES[body]
+    r = requests.request(method, f"{server}{path}", data=raw, headers={"Content-Type": "application/json"}, timeout=10)
+    status = 413 if code == "body_too_large" else 400
+    assert _is_json_error(r, status, code), (r.status_code, r.text[:300])
+
+
+@pytest.mark.parametrize("method,path", ROUTES)
+def test_wrong_methods_are_a_json_405_with_allow(server, method, path):
+    wrong = "DELETE" if method == "GET" else "PUT"
+    r = requests.request(wrong, f"{server}{path}", timeout=10)
+    assert _is_json_error(r, 405, "method_not_allowed"), r.text[:300]
+    assert method in r.headers["Allow"]
+
+
+def test_deep_json_on_the_tenant_api_was_a_500(server):
+    """The case the tester found: RecursionError inside request.get_json."""
+    r = requests.post(f"{server}/api/v1/login", data=b"[" * 1200 + b"]" * 1200,
+                      headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "body_too_deep"
+
+
+def test_ids_in_paths_follow_the_id_rule(server, world):
+    world.account(opening=500)
+    base = f"{server}/admin/api/properties/{world.property_id}/buildings"
+    for building in ("B1%23x", "B1%7Cx", "%E6%A5%BC", "x" * 65):
+        r = requests.get(f"{base}/{building}/rooms", timeout=10)
+        assert _is_json_error(r, 400, "id_invalid"), (building, r.text[:200])
+    assert requests.get(f"{base}/B1/rooms", timeout=10).json()["rooms"][0]["balance_fen"] == 500

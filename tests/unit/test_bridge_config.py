@@ -89,3 +89,11 @@ def test_outbox_capacity_drops_readings_never_command_results(tmp_path):
         full.put("meter_event", {"n": i})
     with pytest.raises(OutboxFull):
         full.put("command_result", {"x": 1})
+
+
+@pytest.mark.parametrize("site_id", ["A#x", "s/1", "s 1", "s|1", "", "x" * 65])
+def test_site_id_follows_the_clouds_id_rule(site_id):
+    doc = copy.deepcopy(GOOD)
+    doc["site_id"] = site_id
+    with pytest.raises(ConfigError, match="site_id"):
+        parse_config(doc)

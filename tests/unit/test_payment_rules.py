@@ -10,7 +10,7 @@ NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 ORDER = p.Order("R20261128160000abcdef123456", "prop", "acct", "t1", "openid-1", 5000, p.PENDING,
                 "2026-11-28T08:00:00.000000Z", "2026-11-28T08:15:00.000000Z")
 TX = {"appid": "wxapp", "mchid": "1900000109", "out_trade_no": ORDER.out_trade_no, "transaction_id": "4200001",
-      "trade_state": "SUCCESS", "amount": {"total": 5000, "payer_total": 5000}, "payer": {"openid": "openid-1"}}
+      "trade_state": "SUCCESS", "amount": {"total": 5000, "payer_total": 5000, "currency": "CNY"}, "payer": {"openid": "openid-1"}}
 
 
 @pytest.mark.parametrize("amount,code", [(99, "amount_too_small"), (500_001, "amount_too_large"),
@@ -33,7 +33,10 @@ def test_out_trade_no_is_unique_and_within_wechat_rules():
     ({"appid": "other"}, "appid_mismatch"),
     ({"mchid": "other"}, "mchid_mismatch"),
     ({"trade_state": "NOTPAY"}, "not_success"),
-    ({"amount": {"total": 4999}}, "amount_mismatch"),
+    ({"amount": {"total": 4999, "currency": "CNY"}}, "amount_mismatch"),
+    ({"amount": {"total": 5000, "currency": "USD"}}, "currency_mismatch"),
+    ({"amount": {"total": 5000}}, "currency_mismatch"),  # WeChat always names the currency
+    ({"amount": {"total": True, "currency": "CNY"}}, "amount_mismatch"),
     ({"transaction_id": ""}, "no_transaction_id"),
     ({"payer": {"openid": "someone-else"}}, "payer_mismatch"),
 ])
