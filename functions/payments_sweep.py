@@ -1,5 +1,7 @@
 """Scheduled (every minute): ask WeChat Pay about orders pending for a few minutes (a
-notification may never come), credit the paid ones, close the expired ones."""
+notification may never come), credit the paid ones, close the expired ones; and about
+refunds processing for a few minutes: settle the finished ones, reverse the failed ones
+and those WeChat never received."""
 
 from __future__ import annotations
 

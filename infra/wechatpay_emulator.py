@@ -331,6 +331,8 @@ class WeChatPayEmulator:
         self._bill_tokens: dict[str, tuple[float, bytes, str]] = {}
         self._deliveries: list[Delivery] = []
         self._lost: set[str] = set()
+        self._refund_faults: list[dict[str, Any]] = []
+        self.refund_create_log: list[str] = []  # out_refund_no of every refund create that arrived
         self._stopping = threading.Event()
         self.request_log: list[dict[str, Any]] = []
         self.app = create_app(config, self)
@@ -748,6 +750,33 @@ class WeChatPayEmulator:
             tx, url = self._transaction_json(order), order.notify_url
         return self._send_event(url, tx, "TRANSACTION.SUCCESS", out_trade_no, copies=1 + duplicates)
 
+    def fail_refund_create(self, mode: str, *, times: int = 1, delay: float = 2.0, status: int = 403,
+                           code: str = "NOT_ENOUGH", message: str = "基本账户余额不足，请充值后重新发起") -> None:
+        """Make the next ``times`` refund creates misbehave (queued after earlier faults):
+
+        * "timeout": WeChat takes the refund but answers only after ``delay`` seconds (the
+          caller times out; a repeat with the same out_refund_no returns the refund);
+        * "lost": the request never reaches WeChat: nothing is recorded, the caller waits
+          ``delay`` seconds for nothing (a 500 after it gave up);
+        * "5xx": 500 SYSTEM_ERROR at once, nothing recorded;
+        * "reject": ``status`` with ``code``/``message`` at once, nothing recorded.
+        """
+        if mode not in ("timeout", "lost", "5xx", "reject"):
+            raise ValueError(f"unknown refund fault {mode!r}")
+        with self._lock:
+            self._refund_faults += [{"mode": mode, "delay": delay, "status": status, "code": code,
+                                     "message": message} for _ in range(times)]
+
+    def _next_refund_fault(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        with self._lock:
+            self.refund_create_log.append(str(body.get("out_refund_no")))
+            return self._refund_faults.pop(0) if self._refund_faults else None
+
+    def refunds_for(self, out_trade_no: str) -> list[dict[str, Any]]:
+        """Every refund WeChat holds for a trade (as the refund query shows them)."""
+        with self._lock:
+            return [self._refund_json(r) for r in self._refunds.values() if r.out_trade_no == out_trade_no]
+
     def lose_notification(self, ref: str) -> None:
         """Notifications for this out_trade_no / out_refund_no never arrive (pending retries stop too)."""
         with self._lock:
@@ -1026,7 +1055,18 @@ def create_app(config: EmulatorConfig, emulator: WeChatPayEmulator | None = None
 
     @app.post("/v3/refund/domestic/refunds")
     def create_refund() -> Response:
-        return json_response(200, emu.api_refund(g.mchid, json_body()))
+        body = json_body()
+        fault = emu._next_refund_fault(body)
+        if fault is None:
+            return json_response(200, emu.api_refund(g.mchid, body))
+        mode = fault["mode"]
+        if mode == "reject":
+            raise ApiError(fault["status"], fault["code"], fault["message"])
+        if mode == "5xx":
+            raise ApiError(500, "SYSTEM_ERROR", "系统错误")
+        payload = emu.api_refund(g.mchid, body) if mode == "timeout" else None  # "lost": never recorded
+        emu._stopping.wait(fault["delay"])  # answer after the caller has given up
+        return json_response(200, payload) if payload is not None else error(ApiError(500, "SYSTEM_ERROR", "系统错误"))
 
     @app.get("/v3/refund/domestic/refunds/<out_refund_no>")
     def query_refund(out_refund_no: str) -> Response:

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import os
-import uuid
+import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -28,7 +28,33 @@ from core.store import payments as store
 log = Logger(service="feikong", child=True)
 SH = ZoneInfo("Asia/Shanghai")
 SUCCESS_BODY = {"code": "SUCCESS", "message": "成功"}
+REJECT_LOG_EVERY = timedelta(seconds=int(os.environ.get("FEIKONG_NOTIFY_REJECT_LOG_SECONDS", "60")))
 QUERY_AFTER = timedelta(minutes=int(os.environ.get("FEIKONG_PAY_QUERY_AFTER_MINUTES", "3")))
+# A refund create waits at most 2 x (3 s connect + 10 s read): after this, a refund WeChat
+# does not know was never received by it.
+REFUND_QUERY_AFTER = timedelta(minutes=int(os.environ.get("FEIKONG_REFUND_QUERY_AFTER_MINUTES", "5")))
+
+
+class RateLimitedWarning:
+    """One warning per reason per period; the next one says how many were left out.
+    Requests anyone can send must not be able to flood the logs (or fill a table)."""
+
+    def __init__(self, message: str, every: timedelta) -> None:
+        self.message, self.every = message, every
+        self._last: dict[str, datetime] = {}
+        self._skipped: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def note(self, reason: str, now: datetime, **data: object) -> bool:
+        with self._lock:
+            last = self._last.get(reason)
+            if last is not None and now - last < self.every:
+                self._skipped[reason] = self._skipped.get(reason, 0) + 1
+                return False
+            self._last[reason] = now
+            skipped = self._skipped.pop(reason, 0)
+        log.warning(self.message, reason=reason, suppressed=skipped, **data)
+        return True
 
 
 def fail_body(message: str) -> dict:
@@ -47,6 +73,7 @@ class Payments:
         self._pay = pay
         self.clock = clock
         self.limits = limits or limits_from_env()
+        self._rejections = RateLimitedWarning("payment notification rejected", REJECT_LOG_EVERY)
 
     @property
     def pay(self) -> wechatpay.WeChatPayClient:
@@ -77,32 +104,34 @@ class Payments:
                 "pay_params": self.pay.jsapi_params(prepay_id)}
 
     def order_for_tenant(self, openid: str, out_trade_no: str) -> Order:
-        order = store.get_order(out_trade_no)
+        order = store.get_order(rules.check_out_no(out_trade_no, "out_trade_no"))
         if order is None or order.openid != openid:
             raise NotFound("订单不存在", code="order_not_found")
         return order
 
     # -- notifications -----------------------------------------------------------------------
 
-    def handle_notification(self, headers: dict, body: str) -> tuple[int, dict]:
+    def handle_notification(self, headers: object, body: bytes | str | None) -> tuple[int, dict]:
         """Answer a WeChat Pay notification: (HTTP status, body). Success only once the
-        credit (or the refund outcome) is durable; any failure makes WeChat retry."""
-        ts = _header(headers, "Wechatpay-Timestamp")
-        if not rules.timestamp_fresh(ts, self.clock()):
-            self._alert("unknown", "notification", "stale_timestamp", {"timestamp": str(ts)[:20]})
-            return 400, fail_body("时间戳过期")
-        data = self.pay.notification(headers, body)
-        if data is None:
-            self._alert("unknown", "notification", "bad_signature", {"serial": _header(headers, "Wechatpay-Serial")[:64]})
-            return 401, fail_body("签名验证失败")
-        resource = data.get("resource") or {}
-        event = data.get("event_type", "")
+        credit (or the refund outcome) is durable; any failure makes WeChat retry.
+
+        A request that does not verify (headers, body, timestamp, serial, signature,
+        decryption) is answered before any work and writes nothing: anyone can send one,
+        so it only leaves a log line, at most one per reason per REJECT_LOG_EVERY."""
+        try:
+            data = self.pay.verify_notification(headers, body, self.clock())
+        except wechatpay.NotificationRejected as e:
+            self._rejections.note(e.reason, self.clock())
+            return e.status, fail_body(e.message)
+        resource, event = data["resource"], data["event_type"]
+        problem = rules.notification_problem(event, resource)
+        if problem:  # authentic but unusable: WeChat retries, a person reads the log
+            self._rejections.note(problem, self.clock(), event_type=event[:40])
+            return 400, fail_body(f"通知内容无法处理：{problem}")
         if event == "TRANSACTION.SUCCESS":
             ok, message = self.settle(resource, "notify")
-        elif event.startswith("REFUND."):
-            ok, message = self.refund_outcome(resource)
         else:
-            ok, message = False, f"unknown event {event}"
+            ok, message = self.refund_outcome(resource)
         return (200, SUCCESS_BODY) if ok else (400, fail_body(message))
 
     def settle(self, tx: dict, source: str) -> tuple[bool, str]:
@@ -111,16 +140,19 @@ class Payments:
         out_trade_no = str(tx.get("out_trade_no", ""))
         order = store.get_order(out_trade_no) if out_trade_no else None
         problem = rules.transaction_problem(tx, order, self.pay.config.appid, self.pay.config.mchid)
-        if problem:
-            self._alert(order.property_id if order else "unknown", out_trade_no or "unknown", problem,
-                        {"source": source, "transaction_id": str(tx.get("transaction_id", ""))[:64],
-                         "amount": str((tx.get("amount") or {}).get("total"))})
+        if problem:  # one alert per order and problem, however often WeChat or the sweep repeat it
+            txid = str(tx.get("transaction_id", ""))[:64]
+            amount = tx.get("amount") if isinstance(tx.get("amount"), dict) else {}
+            self._alert(order.property_id if order else "unknown", out_trade_no[:64] or "unknown", problem,
+                        {"source": source, "transaction_id": txid, "amount": str(amount.get("total"))[:20],
+                         "currency": str(amount.get("currency"))[:8]}, key=out_trade_no[:64] or txid or "unknown")
             return False, problem
         txid = tx["transaction_id"]
         if order.status == rules.PAID:
             if order.transaction_id != txid:  # one order paid twice at WeChat: a person must refund one
                 self._alert(order.property_id, out_trade_no, "paid_twice", {"first": order.transaction_id,
-                                                                            "second": txid})
+                                                                            "second": txid},
+                            key=f"{out_trade_no}:{txid}")
             return True, "duplicate"
         paid_at = tx.get("success_time") or format_time(self.clock())
         paid_date = datetime.fromisoformat(paid_at.replace("Z", "+00:00")).astimezone(SH).date().isoformat()
@@ -140,31 +172,41 @@ class Payments:
                  duplicate=entry.duplicate, balance_after=entry.balance_after)
         return True, "credited"
 
-    def _alert(self, property_id: str, ref: str, reason: str, data: dict) -> None:
-        log.warning("payment alert", reason=reason, ref=ref, **data)
+    def _alert(self, property_id: str, ref: str, reason: str, data: dict, key: str | None = None) -> None:
+        """Leave a payment_alert event for a person, once per (reason, key): its id is
+        deterministic and the put is conditional, so a notification WeChat repeats or an
+        order the sweep meets every minute is one alert, not one per pass. key defaults to ref."""
         now = format_time(self.clock())
-        events.put_event({"scope": f"payments#{property_id}", "event_id": f"{now}:{reason}:{uuid.uuid4().hex[:8]}",
-                          "property_id": property_id, "at": now, "type": "payment_alert", "status": "open",
-                          "message": ALERTS.get(reason, reason), "data": {"ref": ref, "reason": reason, **data}})
+        first = events.put_event({
+            "scope": f"payments#{property_id}", "event_id": f"alert:{reason}:{key or ref}", "property_id": property_id,
+            "at": now, "type": "payment_alert", "status": "open", "message": ALERTS.get(reason, reason),
+            "data": {"ref": ref, "reason": reason, **data}})
+        if first:
+            log.warning("payment alert", reason=reason, ref=ref, **data)
 
     # -- the sweep: orders whose notification never came -----------------------------------
 
     def sweep(self) -> dict:
         now = self.clock()
-        counts = {"queried": 0, "credited": 0, "closed": 0, "refunds_settled": 0}
+        counts = {"queried": 0, "credited": 0, "closed": 0, **self.sweep_refunds()}
         for out_trade_no in store.pending_orders(format_time(now - QUERY_AFTER)):
             order = store.get_order(out_trade_no)
             if order is None or order.status != rules.PENDING:
                 continue
             counts["queried"] += 1
-            tx = self.pay.query(out_trade_no)
-            if tx and tx.get("trade_state") == "SUCCESS":
-                ok, how = self.settle(tx, "query")
-                counts["credited"] += ok and how == "credited"
-            elif order.expires_at <= format_time(now) and (tx is None or tx.get("trade_state") in ("NOTPAY", "CLOSED")):
-                if tx is not None:
-                    self.pay.close(out_trade_no)
-                counts["closed"] += store.close_order(out_trade_no)
+            try:
+                tx = self.pay.query(out_trade_no)
+                if tx and tx.get("trade_state") == "SUCCESS":
+                    ok, how = self.settle(tx, "query")
+                    counts["credited"] += ok and how == "credited"
+                elif order.expires_at <= format_time(now) and (tx is None
+                                                               or tx.get("trade_state") in ("NOTPAY", "CLOSED")):
+                    if tx is not None:
+                        self.pay.close(out_trade_no)
+                    counts["closed"] += store.close_order(out_trade_no)
+            except Exception:  # one order's failure (WeChat down, a bad answer) must not stop the rest
+                counts["errors"] = counts.get("errors", 0) + 1
+                log.exception("order query failed", out_trade_no=out_trade_no)
         return counts
 
     # -- refunds ---------------------------------------------------------------------------
@@ -172,7 +214,9 @@ class Payments:
     def refund(self, property_id: str, out_trade_no: str, amount: object, reason: str, actor: str) -> Refund:
         """Refund part or all of a paid recharge. The ledger debit (which never takes the
         balance below zero) and the order's refunded total are written before WeChat is
-        asked; if WeChat refuses or the refund later fails, one reversal gives it back."""
+        asked; if WeChat refuses or the refund later fails, one reversal gives it back.
+        When WeChat's answer is unknown (timeout, 5xx) the refund is returned PROCESSING and
+        the sweep settles it."""
         order = store.get_order(rules.check_out_no(out_trade_no, "out_trade_no"))
         if order is None or order.property_id != property_id:
             raise NotFound("订单不存在", code="order_not_found")
@@ -193,34 +237,104 @@ class Payments:
         except ConditionFailed:
             raise Conflict("订单正在处理其他退款，请稍后重试", code="refund_busy") from None
         try:
-            result = self.pay.refund(out_trade_no, r.out_refund_no, amount, order.amount, r.reason or "退款")
-        except wechatpay.WeChatPayError as e:
-            if 400 <= e.status < 500:
-                self._reverse(r, rules.REFUND_FAILED)
-                raise Conflict(f"微信支付拒绝退款：{e.message}", code="refund_refused") from None
-            raise  # not known whether WeChat took it: stays PROCESSING, the sweep asks later
+            result = self._ask_refund(r, order.amount)
+        except wechatpay.WeChatPayError as e:  # a definite refusal: nothing happened at WeChat
+            self._reverse(r, rules.REFUND_FAILED)
+            log.warning("refund refused", out_refund_no=r.out_refund_no, status=e.status, code=e.code)
+            raise Conflict(f"微信支付拒绝退款：{e.message}", code="refund_refused", wechat_code=e.code) from None
+        if result is None:
+            return store.get_refund(r.out_refund_no)  # PROCESSING: the sweep asks WeChat later
         if result.get("refund_id"):
             store.set_refund_id(r.out_refund_no, result["refund_id"])
         if result.get("status") in ("SUCCESS", "CLOSED", "ABNORMAL"):
             self.refund_outcome({**result, "out_refund_no": r.out_refund_no, "refund_status": result["status"]})
         return store.get_refund(r.out_refund_no)
 
-    def refund_outcome(self, resource: dict) -> tuple[bool, str]:
-        r = store.get_refund(str(resource.get("out_refund_no", "")))
+    def _ask_refund(self, r: Refund, total: int) -> dict | None:
+        """WeChat's answer to the refund create, or None if it is unknown after one retry
+        with the same out_refund_no (WeChat answers a repeat with the refund it has, so a
+        retry never refunds twice). Raises WeChatPayError only for a definite refusal of
+        the first attempt: after an unanswered attempt, even a 4xx does not prove that
+        WeChat has no refund."""
+        for attempt in (1, 2):
+            try:
+                return self.pay.refund(r.out_trade_no, r.out_refund_no, r.amount, total, r.reason or "退款")
+            except wechatpay.WeChatPayError as e:
+                if e.definite and attempt == 1:
+                    raise
+                log.warning("refund create unanswered", out_refund_no=r.out_refund_no, attempt=attempt,
+                            status=e.status, code=e.code)
+        return None
+
+    def refund_outcome(self, resource: dict, source: str = "notify") -> tuple[bool, str]:
+        """Apply WeChat's final word on a refund (a notification's resource or a query's
+        answer). Every transition is conditioned on PROCESSING, so a notification and the
+        sweep racing (or duplicates) land on one outcome."""
+        no = str(resource.get("out_refund_no", ""))
+        r = store.get_refund(no) if no else None
         if r is None:
-            self._alert("unknown", str(resource.get("out_refund_no", ""))[:64], "unknown_refund", {})
+            self._alert("unknown", no[:64] or "unknown", "unknown_refund", {"source": source})
             return False, "unknown_refund"
+        refunded = (resource.get("amount") or {}).get("refund", r.amount)
+        if resource.get("out_trade_no", r.out_trade_no) != r.out_trade_no or refunded != r.amount:
+            self._alert(r.property_id, no, "refund_mismatch", {"source": source, "amount": str(refunded),
+                                                               "out_trade_no": str(resource.get("out_trade_no"))[:64]})
+            return False, "refund_mismatch"
         status = resource.get("refund_status") or resource.get("status")
         if status == "SUCCESS":
-            store.finish_refund(r.out_refund_no, rules.REFUND_SUCCESS, str(resource.get("refund_id", "")))
-            return True, "refunded"
+            if store.finish_refund(no, rules.REFUND_SUCCESS, str(resource.get("refund_id", ""))):
+                log.info("refund succeeded", out_refund_no=no, source=source)
+                return True, "refunded"
+            return self._settled_before(no, rules.REFUND_SUCCESS, status, source)
         if status in ("CLOSED", "ABNORMAL"):
-            self._reverse(r, rules.REFUND_FAILED)
-            return True, "reversed"
+            entry = self._reverse(r, rules.REFUND_FAILED)
+            if entry is not None and not entry.duplicate:
+                log.info("refund reversed", out_refund_no=no, wechat_status=status, source=source)
+                return True, "reversed"
+            return self._settled_before(no, rules.REFUND_FAILED, status, source)
         return False, f"refund status {status}"
 
+    def _settled_before(self, no: str, expected: str, wechat_status: str, source: str) -> tuple[bool, str]:
+        """The refund had already left PROCESSING: a duplicate if it agrees with WeChat's
+        word; otherwise (WeChat paid out a refund we gave back) a person must act."""
+        now = store.get_refund(no)
+        if now is not None and now.status == expected:
+            return True, "duplicate"
+        self._alert(now.property_id if now else "unknown", no, "refund_state_conflict",
+                    {"source": source, "ours": now.status if now else "", "wechat": str(wechat_status)})
+        return True, "conflict"  # acknowledged: WeChat retrying would not change anything
+
+    def sweep_refunds(self) -> dict:
+        """Settle refunds PROCESSING for more than REFUND_QUERY_AFTER by asking WeChat: SUCCESS
+        is final, CLOSED/ABNORMAL and never-received (404) are reversed once."""
+        now = self.clock()
+        counts = {"refunds_queried": 0, "refunds_settled": 0, "refunds_errors": 0}
+        for no in store.processing_refunds(format_time(now - REFUND_QUERY_AFTER)):
+            r = store.get_refund(no)
+            if r is None or r.status != rules.REFUND_PROCESSING:
+                continue
+            counts["refunds_queried"] += 1
+            try:
+                found = self.pay.query_refund(no)
+                if found is None:  # WeChat never received the create: give the money back
+                    entry = self._reverse(r, rules.REFUND_FAILED)
+                    how = "reversed" if entry is not None and not entry.duplicate else "duplicate"
+                    log.warning("refund never reached WeChat", out_refund_no=no, outcome=how)
+                elif found.get("status") == rules.REFUND_PROCESSING:
+                    how = "processing"
+                else:
+                    _, how = self.refund_outcome({**found, "refund_status": found.get("status")}, "query")
+            except (wechatpay.WeChatPayError, FeikongError) as e:  # one refund never stops the others
+                counts["refunds_errors"] += 1
+                log.warning("refund query failed", out_refund_no=no, error=str(e)[:200])
+                continue
+            counts["refunds_settled"] += how in ("refunded", "reversed")
+        return counts
+
     def _reverse(self, r: Refund, status: str) -> Entry | None:
-        """Give a failed refund's money back, once (the refund must still be PROCESSING)."""
+        """Give a failed refund's money back, once: the entry id `refund-reversal:<no>` is
+        deterministic and the refund must still be PROCESSING (same transaction). None if
+        the refund had already settled the other way."""
         try:
             return self.control.credit(extras=[store.fail_refund(r, status)], account_id=r.account_id,
                                        entry_id=f"refund-reversal:{r.out_refund_no}", kind="refund_reversal",
@@ -297,12 +411,13 @@ ALERTS = {
     "not_success": "支付通知的交易状态不是成功",
     "no_transaction_id": "支付通知缺少微信订单号",
     "amount_mismatch": "支付金额与订单金额不符",
+    "currency_mismatch": "支付币种不是人民币，未入账",
     "payer_mismatch": "付款人与下单人不符",
     "paid_twice": "同一订单被支付两次，需人工退款",
     "order_state": "订单状态不允许入账",
-    "stale_timestamp": "支付通知时间戳过期",
-    "bad_signature": "支付通知签名验证失败",
     "unknown_refund": "收到未知退款单的通知",
+    "refund_mismatch": "退款通知的订单号或金额与退款单不符",
+    "refund_state_conflict": "退款结果与平台记录冲突（已退回余额的退款被微信退款成功），需人工处理",
     "paid_there_not_here": "对账：微信已收款，平台未入账",
     "here_not_there": "对账：平台已入账，微信账单中没有",
     "amount_differs": "对账：金额不一致",
@@ -329,13 +444,6 @@ def parse_trade_bill(text: str) -> dict[str, dict]:
             continue
         out[cells[i_no]] = {"transaction_id": cells[i_tx], "amount": parse_yuan(cells[i_amount])}
     return out
-
-
-def _header(headers: dict, name: str) -> str:
-    for k, v in headers.items():
-        if k.lower() == name.lower():
-            return v
-    return ""
 
 
 def encode(obj: dict) -> str:

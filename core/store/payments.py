@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from core.domain.payments import CLOSED, PAID, PENDING, REFUND_PROCESSING, Order, Refund
 from core.store.models import OrderItem, RefundItem
-from core.store.tx import Tx, applied
+from core.store.tx import Tx, save_if, update_if, update_item
 
 ORDER_TAG = "order"
 REFUND_TAG = "refund"
@@ -28,7 +28,7 @@ def create_order(o: Order) -> bool:
         amount=o.amount, status=o.status, channel=o.channel, created_at=o.created_at, expires_at=o.expires_at,
         receipt_no=o.receipt_no, actor=o.actor, pending_key="P" if o.status == PENDING else None,
     )
-    return applied(lambda: item.save(condition=OrderItem.out_trade_no.does_not_exist()))
+    return save_if(item, OrderItem.out_trade_no.does_not_exist())
 
 
 def get_order(out_trade_no: str) -> Order | None:
@@ -67,10 +67,8 @@ def mark_paid(out_trade_no: str, amount: int, transaction_id: str, paid_at: str,
 
 
 def close_order(out_trade_no: str) -> bool:
-    return applied(lambda: OrderItem(out_trade_no).update(
-        actions=[OrderItem.status.set(CLOSED), OrderItem.pending_key.remove()],
-        condition=OrderItem.status == PENDING,
-    ))
+    return update_if(OrderItem(out_trade_no), [OrderItem.status.set(CLOSED), OrderItem.pending_key.remove()],
+                     OrderItem.status == PENDING)
 
 
 # --- refunds ----------------------------------------------------------------------------
@@ -92,6 +90,12 @@ def refunds_of(out_trade_no: str) -> list[Refund]:
     return [_refund(i) for i in RefundItem.by_order.query(out_trade_no)]
 
 
+def processing_refunds(created_before: str, limit: int = 200) -> list[str]:
+    """Refunds still PROCESSING that were started before the given time (sparse index)."""
+    return [i.out_refund_no for i in RefundItem.by_processing.query(
+        "P", RefundItem.created_at < created_before, limit=limit)]
+
+
 def start_refund(r: Refund, order_refunded_before: int) -> Callable[[Tx], None]:
     """Transaction piece: the refund record (PROCESSING) and the order's refunded total,
     conditioned on nobody else having changed that total meanwhile."""
@@ -99,7 +103,7 @@ def start_refund(r: Refund, order_refunded_before: int) -> Callable[[Tx], None]:
     def add(tx: Tx) -> None:
         tx.put(RefundItem(r.out_refund_no, out_trade_no=r.out_trade_no, property_id=r.property_id,
                           account_id=r.account_id, amount=r.amount, status=REFUND_PROCESSING, reason=r.reason,
-                          actor=r.actor, created_at=r.created_at),
+                          actor=r.actor, created_at=r.created_at, processing_key="P"),
                RefundItem.out_refund_no.does_not_exist(), tag=REFUND_TAG)
         tx.update(OrderItem(r.out_trade_no), [OrderItem.refunded.set(order_refunded_before + r.amount)],
                   (OrderItem.status == PAID) & (OrderItem.refunded == order_refunded_before), tag=ORDER_TAG)
@@ -108,10 +112,11 @@ def start_refund(r: Refund, order_refunded_before: int) -> Callable[[Tx], None]:
 
 
 def fail_refund(r: Refund, status: str) -> Callable[[Tx], None]:
-    """Transaction piece: the refund failed; the order's refundable amount comes back."""
+    """Transaction piece: the refund failed; the order's refundable amount comes back.
+    Only from PROCESSING, so a refund is reversed at most once and never after success."""
 
     def add(tx: Tx) -> None:
-        tx.update(RefundItem(r.out_refund_no), [RefundItem.status.set(status)],
+        tx.update(RefundItem(r.out_refund_no), [RefundItem.status.set(status), RefundItem.processing_key.remove()],
                   RefundItem.status == REFUND_PROCESSING, tag=REFUND_TAG)
         tx.update(OrderItem(r.out_trade_no), [OrderItem.refunded.add(-r.amount)], OrderItem.refunded >= r.amount,
                   tag=ORDER_TAG)
@@ -120,11 +125,12 @@ def fail_refund(r: Refund, status: str) -> Callable[[Tx], None]:
 
 
 def finish_refund(out_refund_no: str, status: str, refund_id: str) -> bool:
-    return applied(lambda: RefundItem(out_refund_no).update(
-        actions=[RefundItem.status.set(status), RefundItem.refund_id.set(refund_id)],
-        condition=RefundItem.status == REFUND_PROCESSING,
-    ))
+    """PROCESSING -> status (SUCCESS); False if the refund had already left PROCESSING."""
+    actions = [RefundItem.status.set(status), RefundItem.processing_key.remove()]
+    if refund_id:
+        actions.append(RefundItem.refund_id.set(refund_id))
+    return update_if(RefundItem(out_refund_no), actions, RefundItem.status == REFUND_PROCESSING)
 
 
 def set_refund_id(out_refund_no: str, refund_id: str) -> None:
-    RefundItem(out_refund_no).update(actions=[RefundItem.refund_id.set(refund_id)])
+    update_item(RefundItem(out_refund_no), [RefundItem.refund_id.set(refund_id)])

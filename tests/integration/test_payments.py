@@ -135,11 +135,12 @@ def test_forged_notifications_are_rejected(stack, tamper):
     stack.pay.lose_notification(no)
     tx = stack.pay.pay(no)
     headers, body = stack.pay.build_notification(tx, tamper=tamper)
+    before = len(events.events_of("payments#unknown")) + len(events.events_of(f"payments#{w.property_id}"))
     r = requests.post(stack.notify_url, data=body.encode(), headers=headers, timeout=10)
     assert r.status_code in (400, 401) and r.json()["code"] == "FAIL"
     assert LedgerService().balance(account) == 0 and pstore.get_order(no).status == "PENDING"
-    alerts = [e for e in events.events_of("payments#unknown") if e["type"] == "payment_alert"]
-    assert alerts
+    # unauthenticated: anyone can send it, so it writes nothing (a rate-limited log line only)
+    assert len(events.events_of("payments#unknown")) + len(events.events_of(f"payments#{w.property_id}")) == before
     headers, body = stack.pay.build_notification(tx)  # the genuine one still works
     assert requests.post(stack.notify_url, data=body.encode(), headers=headers, timeout=10).status_code == 200
     assert LedgerService().balance(account) == 2000
@@ -215,7 +216,7 @@ def test_reconciliation_finds_each_planted_mismatch(stack):
     ghost = stack.recharge(stack.login(openid2), account2, 700).json()["out_trade_no"]
     stack.pay.lose_notification(ghost)
     tx = {"appid": APPID, "mchid": MCHID, "out_trade_no": ghost, "transaction_id": f"4200{uuid.uuid4().hex[:16]}",
-          "trade_state": "SUCCESS", "amount": {"total": 700}, "success_time": datetime.now(UTC).isoformat()}
+          "trade_state": "SUCCESS", "amount": {"total": 700, "currency": "CNY"}, "success_time": datetime.now(UTC).isoformat()}
     assert Payments().settle(tx, "test")[0]
     day = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
     report = Payments().reconcile(day)
