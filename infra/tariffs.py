@@ -1,12 +1,14 @@
 """Tariff plans from the command line.
 
-    python -m infra.tariffs preview PLAN.json READINGS.json   rate readings against a plan (电价试算), offline
+    python -m infra.tariffs preview PLAN.json READINGS.json   rate readings against a plan (电价试算), offline,
+        [--rated-kw KW] [--max-gap-hours H] [--json]         exactly as production ingest would judge them
     python -m infra.tariffs check PLAN.json                   validate a plan document
     python -m infra.tariffs import --property P PLAN.json     store a plan (AWS_ENDPOINT_URL / AWS credentials)
     python -m infra.tariffs export --property P PLAN_ID       print a stored plan
 
 READINGS.json: [{"read_at": "2026-11-24T07:30:00+08:00", "total": "100.00",
-                 "registers": {"peak": "60.00", ...}}, ...] in time order.
+                 "registers": {"peak": "60.00", ...}, "seq": 1, "received_at": "..."}, ...]
+in the order the cloud receives them (registers, seq and received_at optional).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timedelta
 
 from core.domain.errors import FeikongError
 
@@ -25,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("plan")
     p.add_argument("readings")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--rated-kw", default=None, help="the meter's rated power for the jump rule (default 10)")
+    p.add_argument("--max-gap-hours", type=float, default=None,
+                   help="a longer interval is a gap anomaly (default FEIKONG_MAX_GAP_HOURS or 6)")
     c = sub.add_parser("check")
     c.add_argument("plan")
     i = sub.add_parser("import")
@@ -40,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "preview":
-            result = tariffs.preview(_load(args.plan), _load(args.readings))
+            result = tariffs.preview(
+                _load(args.plan), _load(args.readings), args.rated_kw or tariffs.PREVIEW_RATED_KW,
+                timedelta(hours=args.max_gap_hours) if args.max_gap_hours else None)
             if args.json:
                 print(json.dumps(result, ensure_ascii=False, indent=2))
             else:
@@ -69,10 +77,23 @@ def _load(path: str):
 
 def _print_preview(result: dict) -> None:
     print(f"方案 {result['plan_id']}，单位 {result['unit']}")
-    for c in result["charges"]:
-        print(f"{c['from']} → {c['to']}  用量 {c['quantity']}  计费 {c['yuan']} 元（精确 {c['exact_yuan']}）")
-        for line in c["lines"]:
-            print(f"    {line['label']:<10} {line['quantity']:>14} × {line['unit_price']:<8} = {line['amount']}")
+    anomalies = {a["seq"]: a for a in result["anomalies"]}
+    charges = {c["seq"]: c for c in result["charges"]}
+    for step in result["readings"]:
+        seq, outcome = step["seq"], step["outcome"]
+        if outcome == "billed":
+            c = charges[seq]
+            print(f"{c['from']} → {c['to']}  用量 {c['quantity']}  计费 {c['yuan']} 元（精确 {c['exact_yuan']}）")
+            for line in c["lines"]:
+                print(f"    {line['label']:<10} {line['quantity']:>14} × {line['unit_price']:<8} = {line['amount']}")
+        elif seq in anomalies and outcome == anomalies[seq]["kind"]:
+            a = anomalies[seq]
+            extra = f"；用量 {a['quantity']}，审核通过后计费 {a['proposed_yuan']} 元" if "proposed_yuan" in a else "，不计费"
+            print(f"第 {seq} 条读数 {a['read_at']}  异常：{a['name']}（{a['detail']}）{extra}")
+        elif outcome == "baseline":
+            print(f"第 {seq} 条读数：起始读数")
+        elif outcome == "duplicate":
+            print(f"第 {seq} 条读数：重复或已被更新的读数覆盖，忽略")
     print(f"合计 {result['total_yuan']} 元，未满 1 分的余数 {result['remainder_fen']} 分（计入下一次）")
 
 

@@ -6,6 +6,9 @@ reading is one of:
 - a duplicate or an overtaken reading (seq not after the last rated one): ignored — a
   redelivery, or an older reading that a newer one overtook on the queue (its usage is
   inside the newer reading's delta);
+- from the future (a read time more than MAX_CLOCK_SKEW ahead of the cloud's clock: a
+  meter clock gone wrong): an anomaly, the baseline stays — it must never move the
+  baseline there, or every later reading would be "out of order";
 - out of order (a newer seq but a read time not after the last rated one: the meter's
   clock went back): an anomaly, the baseline stays;
 - backwards (a register smaller than before: reset, rollover, replaced meter): an
@@ -14,19 +17,23 @@ reading is one of:
   a gap (an interval longer than the offline limit): an anomaly with the proposed
   charge, the baseline moves, nothing is billed until an admin approves;
 - otherwise: rated and billed, once, under the entry id use:<meter>:<seq>.
+
+`judge` is the whole decision for one reading (verdict, charge, new baseline); the ingest
+service and the tariff preview (电价试算) both use it, so they cannot disagree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from core.domain.tariff import PERIODS, RatingCarry
+from core.domain.tariff import PERIODS, Charge, Plan, RatingCarry, cycle_at, rate
 
 RESOLUTION = Decimal("0.01")  # register resolution; sums of TOU registers may differ by this
 JUMP_MARGIN = Decimal("1.2")  # allow 20% over the rated power before calling it implausible
 DEFAULT_MAX_GAP = timedelta(hours=6)
+MAX_CLOCK_SKEW = timedelta(minutes=10)  # how far a meter's read time may run ahead of the cloud's clock
 
 BILL = "bill"
 BASELINE = "baseline"
@@ -35,8 +42,11 @@ OUT_OF_ORDER = "out_of_order"
 BACKWARDS = "register_backwards"
 JUMP = "implausible_jump"
 GAP = "gap"
-ANOMALIES = (OUT_OF_ORDER, BACKWARDS, JUMP, GAP)
+FUTURE = "read_time_future"
+ANOMALIES = (OUT_OF_ORDER, BACKWARDS, JUMP, GAP, FUTURE)
+PROPOSED = (JUMP, GAP)  # anomalies that carry a proposed charge for an admin to approve
 ANOMALY_NAMES = {
+    FUTURE: "读数时间超前于平台时间（表计时钟错误）",
     OUT_OF_ORDER: "读数时间早于已计费读数",
     BACKWARDS: "读数倒走（清零、翻转或换表）",
     JUMP: "用量超过表计额定功率可能的上限",
@@ -53,6 +63,7 @@ class MeterReading:
     registers: dict[str, Decimal] = field(default_factory=dict)  # TOU registers, when reported
     balance: int | None = None  # meter-side money (fen), when the meter keeps it
     purchase_count: int | None = None
+    relay_state: str | None = None  # "open" / "closed" as read back with the reading, when reported
 
     def values(self) -> tuple:
         return (self.total, tuple(sorted(self.registers.items())))
@@ -87,13 +98,20 @@ def assess(
     r: MeterReading,
     rated_kw: Decimal,
     max_gap: timedelta = DEFAULT_MAX_GAP,
+    *,
+    now: datetime,
+    max_skew: timedelta = MAX_CLOCK_SKEW,
 ) -> Verdict:
-    if last is None:
-        return Verdict(BASELINE, True)
-    if r.seq <= last.seq:
+    """now: the cloud's clock when the reading is judged (its arrival)."""
+    if last is not None and r.seq <= last.seq:
         # Already accounted for: a redelivery, or an older reading overtaken by a newer
         # one on the (unordered) queue — its usage is inside the newer reading's delta.
         return Verdict(DUPLICATE, False)
+    if r.read_at > now + max_skew:
+        return Verdict(FUTURE, False, detail=f"seq {r.seq} 的读数时间 {r.read_at.isoformat()} 晚于平台时间 "
+                                              f"{now.isoformat()} 超过 {int(max_skew.total_seconds() // 60)} 分钟")
+    if last is None:
+        return Verdict(BASELINE, True)
     if r.read_at <= last.read_at:
         return Verdict(OUT_OF_ORDER, False, detail=f"seq {r.seq} 的读数时间 {r.read_at.isoformat()} 不晚于 {last.read_at.isoformat()}")
     delta = r.total - last.total
@@ -119,6 +137,69 @@ def _period_deltas(last: Baseline, r: MeterReading, delta: Decimal) -> dict[str,
     if abs(sum(parts.values()) - delta) > RESOLUTION * len(periods):
         return None
     return parts
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    baseline: Baseline | None  # the meter's new baseline; None: it stays
+    charge: Charge | None = None  # BILL: what is debited now; JUMP/GAP: the proposal for an admin
+
+
+def judge(
+    plan: Plan | None,
+    last: Baseline | None,
+    r: MeterReading,
+    rated_kw: Decimal,
+    *,
+    now: datetime,
+    max_gap: timedelta = DEFAULT_MAX_GAP,
+    max_skew: timedelta = MAX_CLOCK_SKEW,
+) -> Outcome:
+    """The whole decision for one reading. plan None: the cloud does not rate this meter
+    (no plan yet, or the meter keeps the money itself); the verdict still stands.
+
+    A billed reading moves the rating carry (sub-fen remainder, tier usage) on; an anomaly
+    never does: a proposal is rated on the meter's carry so that an admin sees what
+    approving it would cost, and approving it rates it again (rate_approved)."""
+    v = assess(last, r, rated_kw, max_gap, now=now, max_skew=max_skew)
+    if not v.moves_baseline:
+        return Outcome(v, None)
+    carry = last.carry if last is not None else RatingCarry()
+    moved = Baseline(r.seq, r.read_at, r.total, dict(r.registers), carry)
+    if v.action == BASELINE or v.action == BACKWARDS or plan is None or last is None:
+        return Outcome(v, moved)
+    charge = rate(plan, last.read_at, r.read_at, v.quantity, carry, v.by_period)
+    if v.action == BILL:
+        return Outcome(v, replace(moved, carry=charge.carry), charge)
+    return Outcome(v, moved, charge)
+
+
+def rate_approved(
+    plan: Plan,
+    start: datetime,
+    end: datetime,
+    quantity: Decimal,
+    by_period: dict[str, Decimal] | None,
+    current: RatingCarry,
+    at_detection: RatingCarry,
+) -> Charge:
+    """Rate an approved anomaly (usage between start and end) as a normal reading would
+    be rated now: on the meter's current carry (sub-fen remainder, tier cycle and its
+    usage), which the returned charge's carry replaces.
+
+    Tier surcharges depend only on the cycle's cumulative usage, so rating the approved
+    usage on top of what the cycle has used since gives the cycle's exact total. If the
+    anomaly's tier cycle has closed meanwhile (approved next month), its usage is rated on
+    that cycle's usage as it stood when the anomaly was detected (the best known: later
+    usage of a closed cycle is not kept), and the meter keeps its current cycle's usage.
+    """
+    closed = cycle_at(plan, end)
+    if current.cycle and closed and closed < current.cycle:
+        carry = RatingCarry(current.remainder_fen, at_detection.cycle, at_detection.cycle_usage)
+        c = rate(plan, start, end, quantity, carry, by_period)
+        return replace(c, carry=RatingCarry(c.carry.remainder_fen, current.cycle, current.cycle_usage))
+    return rate(plan, start, end, quantity, current, by_period)
 
 
 def entry_id(meter_id: str, seq: int) -> str:

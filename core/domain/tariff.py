@@ -367,6 +367,13 @@ def _cycle_key(local: datetime, cycle: str | None) -> str:
     return ""
 
 
+def cycle_at(plan: Plan, end: datetime) -> str:
+    """The tier cycle key of the usage just before `end` ("" when untiered)."""
+    t = end.astimezone(UTC) - timedelta(microseconds=1)
+    v = plan.version_at(t)
+    return _cycle_key(t.astimezone(plan.tz), v.tier_cycle) if v is not None and v.bands else ""
+
+
 def _segments(plan: Plan, start: datetime, end: datetime) -> list[_Segment]:
     tz = plan.tz
     cuts = {start, end}

@@ -18,11 +18,12 @@ from tests.conftest import Clock, Metered, uid
 from tests.unit.test_tariff import RESIDENTIAL, TOU
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+NOW = T0 + timedelta(days=2)  # the cloud's clock: after the readings (a reading ahead of it is an anomaly)
 
 
 @pytest.fixture
 def clock():
-    return Clock(T0)
+    return Clock(NOW)
 
 
 def feed(ingest, w, meter, *rows):
@@ -202,3 +203,86 @@ def test_a_command_whose_send_failed_is_sent_by_the_tick(metered, clock, monkeyp
     assert mstore.get_command(command.command_id).state == "sent"
     site = metered.sim()
     assert [c["command_id"] for c in site.take_commands()] == [command.command_id]
+
+
+# --- a reading dated in the future (a meter clock gone wrong) -------------------------------
+
+
+def test_a_reading_from_the_future_does_not_stop_billing(metered, clock):
+    ingest = Ingest(clock=clock)
+    acct = metered.account(opening=100_000)  # flat plan, 1 yuan/kWh
+    meter = metered.meter(acct, rated_kw="10")
+    site = metered.site.site_id
+    assert feed(ingest, metered, meter, (1, 0, "100.00"), (2, 1, "105.00")) == ["baseline", "billed"]
+    far = MeterReading(meter, 3, datetime(2099, 1, 1, tzinfo=UTC), Decimal("106.00"))
+    assert ingest.reading(site, far) == "read_time_future"
+    assert ingest.reading(site, far) == "duplicate"  # a redelivery is recorded once, not retried forever
+    baseline = mstore.load_meter(meter).baseline
+    assert (baseline.seq, baseline.read_at, baseline.total) == (2, T0 + timedelta(hours=1), Decimal("105.00"))
+    # later normal readings bill normally, from the last good one: 105 -> 108 = 3.00, 108 -> 109 = 1.00
+    assert feed(ingest, metered, meter, (4, 2, "108.00"), (5, 3, "109.00")) == ["billed", "billed"]
+    assert LedgerService().balance(acct) == 100_000 - 500 - 300 - 100
+    (future,) = anomalies(meter)
+    assert future["data"]["kind"] == "read_time_future" and future["status"] == "recorded"
+    assert future["message"] == "读数时间超前于平台时间（表计时钟错误）"
+    # the skew is measured against the cloud's clock: 9 minutes ahead is fine, 11 is not
+    other = metered.meter(metered.account(opening=10_000), rated_kw="100")
+    clock.now = T0 + timedelta(hours=1)
+    assert feed(ingest, metered, other, (1, 0, "1.00"), (2, 1 + 9 / 60, "2.00"), (3, 1 + 11 / 60, "3.00")) == [
+        "baseline", "billed", "read_time_future"]
+    assert Ingest(clock=clock, max_skew=timedelta(minutes=15)).reading(
+        site, MeterReading(other, 3, T0 + timedelta(hours=1, minutes=11), Decimal("3.00"))) == "billed"
+
+
+def test_a_first_reading_from_the_future_does_not_become_the_baseline(metered, clock):
+    ingest = Ingest(clock=clock)
+    acct = metered.account(opening=1000)
+    meter = metered.meter(acct, rated_kw="10")
+    far = MeterReading(meter, 1, datetime(2099, 1, 1, tzinfo=UTC), Decimal("5.00"))
+    assert ingest.reading(metered.site.site_id, far) == "read_time_future"
+    assert mstore.load_meter(meter).baseline is None
+    assert feed(ingest, metered, meter, (2, 0, "5.00"), (3, 1, "7.00")) == ["baseline", "billed"]
+    assert LedgerService().balance(acct) == 1000 - 200
+
+
+# --- an approved anomaly counts in the month's tiers, like a normal reading ---------------------
+
+
+def test_an_approved_gap_is_rated_on_the_months_tier_usage(clock):
+    # Residential: 0.5283 yuan/kWh; +0.05 from 200 kWh, +0.30 from 400 kWh in a calendar month.
+    w = Metered(plan=RESIDENTIAL)
+    consumer = Ingest(clock=clock)  # the uplink consumer (a warm Lambda)
+    acct = w.account(opening=1_000_000)
+    meter = w.meter(acct, rated_kw="100")
+    results = feed(consumer, w, meter,
+                   (1, 0, "0"),  # baseline
+                   # 395 kWh: 395 x 0.5283 = 208.6785 + 195 in band 2 x 0.05 = 9.75 -> 218.4285 yuan
+                   # = 21842.85 fen -> 21842, 0.85 carried; month at 395
+                   (2, 5, "395"),
+                   # 8 h silent: a gap of 10 kWh, not billed. Proposal on the month's usage:
+                   # 10 x 0.5283 = 5.283 + 5 x 0.05 + 5 x 0.30 = 7.033 yuan = 703.3 + 0.85 -> 704 fen
+                   (3, 13, "405"),
+                   # 10 kWh billed on the carry as it stands (the gap is not approved yet):
+                   # the same 7.033 yuan + 0.85 -> 704 fen, 0.15 carried, month at 405
+                   (4, 14, "415"))
+    assert results == ["baseline", "billed", "gap", "billed"]
+    (gap,) = anomalies(meter)
+    assert gap["data"]["proposed_fen"] == 704  # a blank carry proposed 528
+    # an admin approves it from another process (the console): rated on the meter's carry
+    # now (405 kWh, 0.15 fen): 10 kWh in band 3 = 10 x 0.8283 = 8.283 yuan = 828.3 + 0.15
+    # -> 828 fen, 0.45 carried, the month at 415
+    entry = Ingest(clock=clock).approve_anomaly(w.property_id, meter, gap["event_id"], "admin-1")
+    assert entry.amount == -828 and entry.entry_id == f"use:{meter}:3"
+    carry = mstore.load_meter(meter).baseline.carry
+    assert (carry.remainder_fen, carry.cycle, carry.cycle_usage) == (Decimal("0.45"), "2026-11", Decimal("415"))
+    decided = mstore.get_event(f"meter#{meter}", gap["event_id"])
+    assert decided["status"] == "approved" and decided["data"]["approved_fen"] == 828
+    # the consumer's memory of the meter is stale; its next reading must still build on the
+    # approved usage: 10 kWh in band 3 = 828.3 + 0.45 = 828.75 -> 828 fen, 0.75 carried, 425
+    assert feed(consumer, w, meter, (5, 15, "425")) == ["billed"]
+    carry = mstore.load_meter(meter).baseline.carry
+    assert (carry.remainder_fen, carry.cycle_usage) == (Decimal("0.75"), Decimal("425"))
+    # the month rated at once: 425 x 0.5283 = 224.5275 + 200 x 0.05 + 25 x 0.30 = 242.0275 yuan
+    # = 24202.75 fen -> 24202 debited, 0.75 carried
+    debits = [-e.amount for e in LedgerService().entries(acct, newest_first=False)[0] if e.kind == "energy"]
+    assert debits == [21842, 704, 828, 828] and sum(debits) == 24202

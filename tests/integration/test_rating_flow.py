@@ -22,7 +22,7 @@ T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Shanghai
 
 @pytest.fixture
 def clock(monkeypatch):
-    c = Clock(T0)
+    c = Clock(T0 + timedelta(hours=4))  # after the readings: a reading ahead of the clock is an anomaly
     ingest = Ingest(clock=c)
     monkeypatch.setattr(uplink_consumer, "ingest", ingest)
     monkeypatch.setattr(control_tick, "Control", lambda: Control(ingest.ledger, c))

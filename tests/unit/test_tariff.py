@@ -249,3 +249,18 @@ def test_split_of_uniform_use_priced_by_schedule_sums_to_the_whole(steps, per_mi
     once = rate(plan, START, t, rate_q * sum(steps))
     assert exact == once.exact_yuan
     assert fen == once.fen
+
+
+def test_each_charge_is_rounded_down_and_the_remainder_carried_hand_worked():
+    # flat 0.5283 yuan/kWh, 1 kWh per reading = 52.83 fen each:
+    #   1st: 52.83          -> 52 fen debited, 0.83 carried (rounded down, not to nearest)
+    #   2nd: 52.83 + 0.83 = 53.66 -> 53 fen, 0.66 carried
+    #   3rd: 52.83 + 0.66 = 53.49 -> 53 fen, 0.49 carried
+    # 52 + 53 + 53 = 158 fen = floor(3 x 52.83 = 158.49); 0.49 fen waits for the next reading
+    plan = parse_plan(RESIDENTIAL)
+    carry, t, got = RatingCarry(), at(2026, 11, 2), []
+    for _ in range(3):
+        c = rate(plan, t, t + timedelta(hours=1), D("1"), carry)
+        got.append((c.fen, c.carry.remainder_fen))
+        carry, t = c.carry, t + timedelta(hours=1)
+    assert got == [(52, D("0.83")), (53, D("0.66")), (53, D("0.49"))]
