@@ -4,6 +4,8 @@
     python -m infra.local bootstrap          create tables and queues (idempotent)
     python -m infra.local stop               stop the emulator this checkout started
     python -m infra.local env                print the variables that point clients at it
+    python -m infra.local faults [SPEC|off]  show, set or clear injected DynamoDB faults
+                                             (spec: infra/moto_app.py; at start: FEIKONG_MOTO_FAULTS)
 
 Product code is never special-cased: every client (boto3, pynamodb) finds the emulator
 through AWS_ENDPOINT_URL, AWS_REGION and the credential variables.
@@ -76,8 +78,9 @@ def is_emulator(url: str, timeout: float = 2.0) -> bool:
 class Emulator:
     """A moto server process on 127.0.0.1:port."""
 
-    def __init__(self, port: int, log_path: Path | None = None) -> None:
+    def __init__(self, port: int, log_path: Path | None = None, faults: str | None = None) -> None:
         self.port = port
+        self.faults = faults  # a fault spec to start with (else FEIKONG_MOTO_FAULTS, if set)
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path or STATE / f"moto-{port}.log"
         self.proc: subprocess.Popen | None = None
@@ -97,6 +100,7 @@ class Emulator:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env={**os.environ, "FEIKONG_MOTO_FAULTS": self.faults} if self.faults is not None else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -189,13 +193,34 @@ def emulator_for_script():
             emulator.stop()
 
 
+def faults(spec: str | dict | None = None, url: str | None = None) -> dict:
+    """Set (spec), clear ("off") or just read (None) the emulator's injected DynamoDB faults;
+    returns the settings and what was injected so far, by operation and kind."""
+    import json
+
+    url = url or os.environ["AWS_ENDPOINT_URL"]
+    if spec is None:
+        req = urllib.request.Request(f"{url}/__feikong__/faults")
+    elif spec == "off":
+        req = urllib.request.Request(f"{url}/__feikong__/faults", method="DELETE")
+    else:
+        data = json.dumps(spec).encode() if isinstance(spec, dict) else spec.encode()
+        req = urllib.request.Request(f"{url}/__feikong__/faults", data=data, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise StackError(json.loads(e.read()).get("error", str(e))) from None
+
+
 def _pidfile(port: int) -> Path:
     return STATE / f"moto-{port}.pid"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "bootstrap", "env"])
+    parser.add_argument("command", choices=["start", "stop", "bootstrap", "env", "faults"])
+    parser.add_argument("spec", nargs="?", help="faults: a fault spec, or off")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     args = parser.parse_args(argv)
     try:
@@ -218,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
                 pass
             pf.unlink()
             print(f"AWS emulator on port {args.port} stopped")
+        elif args.command == "faults":
+            import json
+
+            url = os.environ.get("AWS_ENDPOINT_URL") or local_env(args.port)["AWS_ENDPOINT_URL"]
+            print(json.dumps(faults(args.spec, require_emulator(url)), indent=2))
         elif args.command == "bootstrap":
             apply_env(args.port) if "AWS_ENDPOINT_URL" not in os.environ else None
             made = bootstrap()

@@ -11,14 +11,24 @@ deep copy of the whole table (so each transaction costs time proportional to the
 size — 12 ms per posting on an empty ledger, 56 ms after a thousand entries). Here a
 transaction backs up only the items it names and puts exactly those back on
 cancellation, which is what the deep copy was for.
+
+A third change makes SQS FIFO long polls see message groups freed during the poll (below).
+
+For tests of our retry policy, DynamoDB can be told to fail as AWS does when busy or
+failing (TransactionConflict, throttling, 500s, lost answers) at chosen rates: `Faults`.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy as _copy
+import io
 import json
+import os
+import random
+import sys
 import threading
+import time
 import types
 
 from moto.dynamodb import models as ddb_models
@@ -28,6 +38,7 @@ from moto.moto_server.threaded_moto_server import (  # noqa: F401  (registers ba
     ThreadedMotoServer,
 )
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.sqs import models as sqs_models
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
 _dynamodb_lock = threading.Lock()
@@ -80,14 +91,209 @@ def _transact_backing_up_items(self, transact_items):
 ddb_models.DynamoDBBackend.transact_write_items = _transact_backing_up_items
 
 
-class SerialDynamoDB:
-    """Also counts DynamoDB requests by operation: GET /__feikong__/stats (for bench/)."""
+# A third change, for SQS FIFO long polls: moto takes the set of message groups in flight
+# once, when a ReceiveMessage starts, and spins on it until WaitTimeSeconds end. So a
+# long poll that began while a group's message was in flight never returns that group's
+# next message, even after the first is deleted; real SQS returns it as soon as it is
+# available. (The bridge long-polls for 20 s: a second command for the same meter would
+# wait out the whole poll.) Here each pass looks afresh, and an empty pass waits on the
+# queue's condition (woken by every new message; rechecked every 50 ms for groups freed
+# by a delete) instead of spinning.
+_original_receive = sqs_models.SQSBackend.receive_message
 
-    def __init__(self, app) -> None:
+
+def _receive_rechecking_groups(self, queue_name, count, wait_seconds_timeout, visibility_timeout,
+                               message_attribute_names=None):
+    deadline = time.monotonic() + (wait_seconds_timeout or 0)
+    lock = self.get_queue(queue_name)._messages_lock  # a Condition; add_message notifies it
+    while True:
+        with lock:  # held across the pass, so a message added after it wakes the wait below
+            got = _original_receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            remaining = deadline - time.monotonic()
+            if got or remaining <= 0:
+                return got
+            lock.wait(timeout=min(remaining, 0.05))
+
+
+sqs_models.SQSBackend.receive_message = _receive_rechecking_groups
+
+
+# Fault injection (off unless asked for): DynamoDB answers as AWS does when it is busy or
+# failing, at a chosen rate per operation, so tests can see our retry policy at work.
+#   conflict  TransactionCanceledException with a TransactionConflict reason for
+#             TransactWriteItems/TransactGetItems; TransactionConflictException for
+#             PutItem/UpdateItem/DeleteItem (other operations never conflict)
+#   throttle  ProvisionedThroughputExceededException or ThrottlingException (and, for
+#             transactions, a cancellation with a ThrottlingError reason)
+#   error     500 InternalServerError, nothing applied
+#   lost      applied, then 500 InternalServerError: the answer of a write that went in is lost
+# Set at start with FEIKONG_MOTO_FAULTS, or at runtime: POST /__feikong__/faults (GET shows
+# the settings and what was injected, DELETE turns it off). Spec, JSON or compact:
+#   {"seed": 7, "conflict": {"TransactWriteItems": 0.2}, "throttle": {"*": 0.1}}
+#   conflict=TransactWriteItems:0.2,UpdateItem:0.1;throttle=*:0.1;error=*:0.05;seed=7
+# Draws come from one random.Random(seed) under the DynamoDB lock: the same requests in the
+# same order meet the same faults.
+FAULT_KINDS = ("conflict", "throttle", "error", "lost")
+_CONFLICTING = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "TransactGetItems"}
+_TRANSACTIONS = {"TransactWriteItems", "TransactGetItems"}
+_ERR = "com.amazonaws.dynamodb.v20120810#"
+_MESSAGES = {
+    "TransactionConflictException": "Transaction is ongoing for the item",
+    "ProvisionedThroughputExceededException": "The level of configured provisioned throughput for the table was "
+    "exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+    "ThrottlingException": "Throughput exceeds the current capacity of your table or index. DynamoDB is "
+    "automatically scaling your table or index so please try again shortly.",
+    "InternalServerError": "Internal server error",
+}
+
+
+def parse_faults(spec) -> dict:
+    """A fault spec (dict, JSON text or compact text; empty or "off": none) -> a checked dict."""
+    if isinstance(spec, bytes):
+        spec = spec.decode()
+    if isinstance(spec, str):
+        spec = spec.strip()
+        if spec in ("", "off"):
+            return {}
+        if spec.startswith("{"):
+            spec = json.loads(spec)
+        else:
+            out: dict = {}
+            for part in filter(None, (p.strip() for p in spec.split(";"))):
+                key, _, value = part.partition("=")
+                if key.strip() == "seed":
+                    out["seed"] = int(value)
+                    continue
+                rates = {}
+                for pair in filter(None, (x.strip() for x in value.split(","))):
+                    op, _, rate = pair.rpartition(":")
+                    rates[op.strip()] = float(rate)
+                out[key.strip()] = rates
+            spec = out
+    if not isinstance(spec, dict):
+        raise ValueError("a fault spec is an object")
+    config: dict = {"seed": int(spec.get("seed", 0))}
+    for kind, rates in spec.items():
+        if kind == "seed":
+            continue
+        if kind not in FAULT_KINDS or not isinstance(rates, dict):
+            raise ValueError(f"unknown fault kind {kind!r}: use {', '.join(FAULT_KINDS)}")
+        for op, rate in rates.items():
+            if not 0 <= float(rate) <= 1:
+                raise ValueError(f"rate for {kind} {op} must be between 0 and 1")
+        config[kind] = {op: float(rate) for op, rate in rates.items()}
+    for op in {op for k in FAULT_KINDS for op in config.get(k, {})}:
+        if sum(config.get(k, {}).get(op, 0) for k in FAULT_KINDS) > 1:
+            raise ValueError(f"fault rates for {op} add up to more than 1")
+    return config
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.configure({})
+
+    def configure(self, spec) -> dict:
+        config = parse_faults(spec)
+        self.config = config
+        self.rng = random.Random(config.get("seed", 0))
+        self.injected: dict[str, dict[str, int]] = {}
+        return config
+
+    def report(self) -> dict:
+        return {"config": self.config, "injected": self.injected}
+
+    def _rate(self, kind: str, op: str) -> float:
+        rates = self.config.get(kind, {})
+        if kind == "conflict" and op not in _CONFLICTING:
+            return 0.0
+        return rates.get(op, rates.get("*", 0.0))
+
+    def draw(self, op: str) -> str | None:
+        """The fault this request meets, if any (call under the DynamoDB lock)."""
+        rates = [(k, self._rate(k, op)) for k in FAULT_KINDS]
+        if not any(r for _, r in rates):
+            return None
+        u, edge = self.rng.random(), 0.0
+        for kind, rate in rates:
+            edge += rate
+            if u < edge:
+                counts = self.injected.setdefault(op, {})
+                counts[kind] = counts.get(kind, 0) + 1
+                return kind
+        return None
+
+    def answer(self, kind: str, op: str, body: bytes) -> tuple[str, dict]:
+        """(HTTP status, JSON body) of an injected refusal."""
+        if kind in ("error", "lost"):
+            return "500 Internal Server Error", {"__type": _ERR + "InternalServerError",
+                                                 "message": _MESSAGES["InternalServerError"]}
+        variants = ["ProvisionedThroughputExceededException", "ThrottlingException"]
+        if kind == "conflict" and op not in _TRANSACTIONS:
+            code = "TransactionConflictException"
+        elif kind == "conflict" or (op in _TRANSACTIONS and self.rng.random() < 1 / 3):
+            reason = "TransactionConflict" if kind == "conflict" else "ThrottlingError"
+            try:
+                n = len(json.loads(body or b"{}").get("TransactItems", [])) or 1
+            except ValueError:
+                n = 1
+            hit = self.rng.randrange(n)
+            reasons = [{"Code": "None"}] * n
+            reasons[hit] = {"Code": reason, "Message": _MESSAGES["TransactionConflictException"]
+                            if kind == "conflict" else _MESSAGES["ThrottlingException"]}
+            codes = ", ".join(r["Code"] for r in reasons)
+            return "400 Bad Request", {
+                "__type": _ERR + "TransactionCanceledException", "CancellationReasons": reasons,
+                "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]",
+            }
+        else:
+            code = variants[self.rng.randrange(2)]
+        return "400 Bad Request", {"__type": _ERR + code, "message": _MESSAGES[code]}
+
+
+def _json_response(start_response, status: str, payload: dict) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(body))),
+                            ("x-amzn-RequestId", f"feikong-fault-{random.getrandbits(32):08x}")])
+    return [body]
+
+
+class SerialDynamoDB:
+    """Also counts DynamoDB requests by operation: GET /__feikong__/stats (for bench/),
+    and injects faults when asked to: /__feikong__/faults (above)."""
+
+    def __init__(self, app, faults: Faults | None = None) -> None:
         self.app = app
         self.counts: dict[str, int] = {}
+        self.faults = faults or Faults()
+
+    def _faults_endpoint(self, environ, start_response):
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            with _dynamodb_lock:
+                if method in ("POST", "PUT"):
+                    length = int(environ.get("CONTENT_LENGTH") or 0)
+                    self.faults.configure(environ["wsgi.input"].read(length) if length else b"")
+                elif method == "DELETE":
+                    self.faults.configure({})
+                return _json_response(start_response, "200 OK", self.faults.report())
+        except (ValueError, TypeError) as e:
+            return _json_response(start_response, "400 Bad Request", {"error": f"bad fault spec: {e}"})
+
+    def _dynamodb(self, op: str, environ, start_response):
+        fault = self.faults.draw(op)
+        if fault is None:
+            return list(self.app(environ, start_response))
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        if fault == "lost":  # let moto apply it, then lose the answer
+            environ["wsgi.input"] = io.BytesIO(body)
+            list(self.app(environ, lambda *a, **k: None))
+        status, payload = self.faults.answer(fault, op, body)
+        return _json_response(start_response, status, payload)
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/__feikong__/faults":
+            return self._faults_endpoint(environ, start_response)
         if environ.get("PATH_INFO") == "/__feikong__/stats":
             body = json.dumps({"dynamodb": self.counts}).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -98,7 +304,7 @@ class SerialDynamoDB:
             with _dynamodb_lock:
                 self.counts[op] = self.counts.get(op, 0) + 1
                 # Consume the whole response inside the lock.
-                return list(self.app(environ, start_response))
+                return self._dynamodb(op, environ, start_response)
         return self.app(environ, start_response)
 
 
@@ -112,7 +318,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     args = parser.parse_args()
-    app = SerialDynamoDB(DomainDispatcherApplication(create_backend_app))
+    faults = Faults()
+    try:
+        faults.configure(os.environ.get("FEIKONG_MOTO_FAULTS", ""))
+    except (ValueError, TypeError) as e:
+        sys.exit(f"FEIKONG_MOTO_FAULTS: bad fault spec: {e}")
+    app = SerialDynamoDB(DomainDispatcherApplication(create_backend_app), faults)
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False, request_handler=QuietHandler)
 
 

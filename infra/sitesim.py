@@ -40,6 +40,7 @@ class SimMeter:
     purchase_count: int = 0
     seq: int = 0
     applied: list[str] = field(default_factory=list)
+    silent: bool = False  # answers nothing: commands fail with "no answer", polls report nothing
 
     def advance(self, hours: Decimal, at: datetime) -> None:
         """Use energy for `hours`; registers show it in 0.01 steps, as a meter does."""
@@ -57,7 +58,8 @@ class SimMeter:
     def reading(self, at: datetime) -> MeterReading:
         self.seq += 1
         count = self.purchase_count if self.balance is not None else None
-        return MeterReading(self.meter_id, self.seq, at, self.total, dict(self.registers), self.balance, count)
+        return MeterReading(self.meter_id, self.seq, at, self.total, dict(self.registers), self.balance, count,
+                            "closed" if self.relay_closed else "open")
 
 
 class SimSite:
@@ -83,14 +85,15 @@ class SimSite:
         return msg
 
     def poll_all(self, at: datetime) -> dict:
-        return self.send_readings([m.reading(at) for m in self.meters.values()], at)
+        return self.send_readings([m.reading(at) for m in self.meters.values() if not m.silent], at)
 
     def advance(self, hours: Decimal, at: datetime) -> None:
         for m in self.meters.values():
             m.advance(hours, at)
 
-    def take_commands(self, wait: int = 0) -> list[dict]:
-        """Receive, verify and apply the commands waiting on the down queue; answer each."""
+    def take_commands(self, wait: int = 0, at: datetime | None = None) -> list[dict]:
+        """Receive, verify and apply the commands waiting on the down queue; answer each.
+        With `at` (the site's clock), commands that expired before it are refused."""
         out = []
         while True:
             resp = self.sqs.receive_message(QueueUrl=self.down_queue, MaxNumberOfMessages=10, WaitTimeSeconds=wait)
@@ -101,27 +104,42 @@ class SimSite:
                 cmd = json.loads(qm["Body"])
                 if messages.verify(cmd, self.secret) and cmd.get("site_id") == self.site_id:
                     out.append(cmd)
-                    self._apply(cmd)
+                    self._apply(cmd, at)
                 self.sqs.delete_message(QueueUrl=self.down_queue, ReceiptHandle=qm["ReceiptHandle"])
             wait = 0
 
-    def _apply(self, cmd: dict) -> None:
+    def _apply(self, cmd: dict, now: datetime | None = None) -> None:
+        """Carry out one command as the bridge does: expired ones are refused, a silent
+        meter fails, RECHARGE follows the purchase-count protocol (applied at most once)."""
         m = self.meters.get(cmd["meter_id"])
-        status, relay = "failed", None
-        if m is not None:
-            if cmd["command_id"] not in m.applied:
-                if cmd["op"] == "TRIP":
-                    m.relay_closed = False
-                elif cmd["op"] == "CLOSE":
-                    m.relay_closed = True
-                elif cmd["op"] == "RECHARGE":
-                    m.balance = (m.balance or 0) + int(cmd["args"]["amount"])
-                    m.purchase_count = int(cmd["args"]["purchase_count"])
+        result: dict = {"status": "failed"}
+        if now is not None and datetime.fromisoformat(cmd["expires_at"].replace("Z", "+00:00")) <= now:
+            result["detail"] = "expired before it could run"
+        elif m is None:
+            result["detail"] = "unknown meter"
+        elif m.silent:
+            result["detail"] = "no answer after writing"
+        elif cmd["op"] == "RECHARGE":
+            target = int(cmd["args"]["purchase_count"])
+            if m.purchase_count == target:
+                result = {"status": "applied", "purchase_count": target, "detail": "already applied"}
+            elif m.purchase_count != target - 1:
+                result = {"status": "failed", "purchase_count": m.purchase_count,
+                          "detail": f"meter count {m.purchase_count}, expected {target - 1}"}
+            else:
+                m.balance = (m.balance or 0) + int(cmd["args"]["amount"])
+                m.purchase_count = target
                 m.applied.append(cmd["command_id"])
-            status, relay = "applied", ("closed" if m.relay_closed else "open")
-        now = datetime.now(tz=SH)
-        self.send(self.message("command_result", now, command_id=cmd["command_id"], meter_id=cmd["meter_id"],
-                               status=status, relay_state=relay))
+                result = {"status": "applied", "purchase_count": target}
+        else:
+            if cmd["op"] == "TRIP":
+                m.relay_closed = False
+            elif cmd["op"] == "CLOSE":
+                m.relay_closed = True
+            m.applied.append(cmd["command_id"])
+            result = {"status": "applied", "relay_state": "closed" if m.relay_closed else "open"}
+        self.send(self.message("command_result", now or datetime.now(tz=SH), command_id=cmd["command_id"],
+                               meter_id=cmd["meter_id"], **result))
 
 
 def drain_uplink(queue_url: str, handler, max_batches: int = 100) -> int:

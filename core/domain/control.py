@@ -14,6 +14,7 @@ restore line.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -250,3 +251,78 @@ class Command:
     expires_at: str = ""
     state: str = QUEUED
     account_id: str = ""
+
+
+# --- supply as reconciled state ----------------------------------------------------------
+#
+# Every cloud-billed meter has an intended relay state, derived from its account's cut
+# state and the meter's keep-supply flag, and a reported relay state: only what a
+# read-back confirmed (a command result or a reading that carries the supply register).
+# The control tick reconciles every account flagged for a supply check: for each meter
+# whose reported state differs from the intended one and that has no live relay command,
+# it issues a new command (a fresh id per attempt), backing off between attempts and
+# alarming the admin once a streak reaches ALARM_AFTER_ATTEMPTS.
+
+OPEN_RELAY, CLOSED_RELAY = "open", "closed"
+RECONCILE_BACKOFF = (
+    timedelta(0), timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=5), timedelta(minutes=10),
+    timedelta(minutes=30), timedelta(hours=1),
+)
+ALARM_AFTER_ATTEMPTS = 3
+
+
+def intended_relay(cut_state: str, billing_mode: str, meter_keep_supply: bool, retired: bool) -> str | None:
+    """The relay state a meter should report; None when the cloud does not steer it
+    (meter-side billing keeps its own relay, a retired meter is gone)."""
+    if billing_mode != "cloud" or retired:
+        return None
+    if cut_state == CUT_DONE and not meter_keep_supply:
+        return OPEN_RELAY
+    return CLOSED_RELAY
+
+
+def relay_op(intended: str) -> str:
+    return TRIP if intended == OPEN_RELAY else CLOSE
+
+
+def needs_command(intended: str | None, reported: str) -> bool:
+    """Whether a meter's reported state calls for a command. An unknown state is left
+    alone while supply should be on (the next reading reports it) but tripped when the
+    account is cut."""
+    if intended is None:
+        return False
+    if reported in (OPEN_RELAY, CLOSED_RELAY):
+        return reported != intended
+    return intended == OPEN_RELAY
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after `attempts` failed attempts before the next one."""
+    if attempts <= 0:
+        return timedelta(0)
+    return RECONCILE_BACKOFF[min(attempts, len(RECONCILE_BACKOFF) - 1)]
+
+
+def relay_command_id(meter_id: str, op: str, attempt: int) -> str:
+    """A relay command's id: deterministic per meter and attempt, fresh for every attempt
+    (a retried write of the same attempt finds it, a new attempt never collides)."""
+    return f"{op.lower()}-{hashlib.sha256(f'{meter_id}|{op}|{attempt}'.encode()).hexdigest()[:16]}"
+
+
+# --- meter-side money: the purchase-count protocol ----------------------------------------
+#
+# A meter that keeps the money counts purchases. Purchase n is bound to one amount when it
+# is first issued and never changes: every retry of purchase n carries the same amount and
+# the same count, so the meter applies it at most once (the bridge writes only when the
+# meter's count is n-1 and answers "already applied" when it is n). Purchase n+1 is only
+# issued once n is known to be applied. The transfer out of the platform balance is posted
+# under the entry id meter:<meter>:<n>, once, whichever result (late, redelivered, from an
+# expired or superseded command) reports n as applied.
+
+
+def purchase_entry_id(meter_id: str, count: int) -> str:
+    return f"meter:{meter_id}:{count}"
+
+
+def recharge_command_id(meter_id: str, count: int, attempt: int) -> str:
+    return f"recharge-{hashlib.sha256(f'{meter_id}|{count}|{attempt}'.encode()).hexdigest()[:16]}"

@@ -8,7 +8,8 @@ A message that does not verify is never acted on.
 Down (cloud -> bridge, FIFO queue per site, group = meter, dedup id = command id):
   command:        command_id, meter_id, op, args, issued_at, expires_at
 Up (bridge -> cloud, one queue):
-  readings:       readings: [{meter_id, seq, read_at, total, registers?, balance?, purchase_count?}]
+  readings:       readings: [{meter_id, seq, read_at, total, registers?, balance?, purchase_count?,
+                              relay_state? (read back with the poll: open|closed)}]
   command_result: command_id, meter_id, status (applied|failed), relay_state?, detail?, purchase_count?
   heartbeat:      health figures
   meter_event:    meter_id, event, detail
@@ -116,6 +117,7 @@ def parse_reading(r: object) -> MeterReading:
         registers={str(k): _decimal(v) for k, v in regs.items()},
         balance=balance,
         purchase_count=count,
+        relay_state=relay if (relay := r.get("relay_state")) in ("open", "closed") else None,
     )
 
 
@@ -127,4 +129,6 @@ def reading_to_wire(r: MeterReading) -> dict:
         out["balance"] = r.balance
     if r.purchase_count is not None:
         out["purchase_count"] = r.purchase_count
+    if r.relay_state is not None:
+        out["relay_state"] = r.relay_state
     return out

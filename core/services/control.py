@@ -21,6 +21,7 @@ from core.services.cache import TTLCache
 from core.services.ledger import Clock, LedgerService, utcnow
 from core.store import directory as dstore
 from core.store import metering as store
+from core.store.metering import MeterContext
 
 log = Logger(service="feikong", child=True)
 
@@ -98,8 +99,16 @@ def decide_after(state: AccountState, entry: Entry, now: datetime) -> tuple[dict
         else:
             changes["cut_due_at"] = None
             changes["cut_pending"] = None
+    if decision.trip_now or decision.restore_now or (state.control.get("meter_side") and entry.amount > 0
+                                                      and entry.balance_after > 0):
+        changes.update(supply_flag(now))  # in the posting's transaction: a crash after it still converges
     events = [alarm_event(state, n, now) for n in notices + repeats]
     return changes, events, decision
+
+
+def supply_flag(at: datetime) -> dict:
+    """Account fields that put an account on the reconciler's list, due at `at`."""
+    return {"supply_check": "Y", "supply_check_at": format_time(at), "supply_token": uuid.uuid4().hex}
 
 
 class Control:
@@ -109,47 +118,73 @@ class Control:
 
     # -- commands ------------------------------------------------------------------
 
-    def issue(self, meter_id: str, op: str, cause: str, actor: str = "system", args: dict | None = None) -> policy.Command:
+    def issue(self, meter_id: str, op: str, cause: str, actor: str = "system", args: dict | None = None,
+              attempts: int | None = None) -> policy.Command:
+        """Issue a command to a meter. Relay commands (TRIP/CLOSE) get a fresh id per
+        attempt and are not issued again while one of the same op is live; other commands
+        are idempotent by (meter, op, cause, args)."""
         if op not in policy.OPERATIONS:
             raise ValidationError(f"未知命令 {op}", code="op_invalid")
         m = store.load_meter(meter_id)
         if m is None:
             raise NotFound("表计不存在", code="meter_not_found")
-        now = self.clock()
-        digest = hashlib.sha256(f"{meter_id}|{op}|{cause}|{sorted((args or {}).items())}".encode()).hexdigest()[:16]
-        command = policy.Command(
-            command_id=f"{op.lower()}-{digest}",
-            site_id=m.site_id,
-            meter_id=meter_id,
-            op=op,
-            args=args or {},
-            cause=cause,
-            actor=actor,
-            issued_at=format_time(now),
-            expires_at=format_time(now + policy.COMMAND_TTL),
-        )
-        relay = None
         if op in policy.RELAY_OPERATIONS:
-            relay = RelayState.OPEN if op == policy.TRIP else RelayState.CLOSED
-        event = {
-            "scope": f"meter#{meter_id}", "event_id": f"command:{command.command_id}", "property_id": m.property_id,
-            "at": command.issued_at, "type": "command", "status": "", "message": f"{op} ({cause})",
-            "data": {"command_id": command.command_id, "op": op, "cause": cause, "actor": actor},
+            return self._issue_relay(m, op, cause, actor, attempts)
+        digest = hashlib.sha256(f"{meter_id}|{op}|{cause}|{sorted((args or {}).items())}".encode()).hexdigest()[:16]
+        command = self._command(m, f"{op.lower()}-{digest}", op, args or {}, cause, actor)
+        if store.create_command(command, m.property_id, m.account_id, None, None, self._command_event(m, command)) \
+                == "exists":
+            return store.get_command(command.command_id) or command
+        self._send(command)
+        log.info("command issued", command_id=command.command_id, meter_id=meter_id, op=op, cause=cause)
+        return command
+
+    def _command(self, m: MeterContext, command_id: str, op: str, args: dict, cause: str, actor: str) -> policy.Command:
+        now = self.clock()
+        return policy.Command(
+            command_id=command_id, site_id=m.site_id, meter_id=m.meter_id, op=op, args=args, cause=cause,
+            actor=actor, issued_at=format_time(now), expires_at=format_time(now + policy.COMMAND_TTL),
+            account_id=m.account_id,
+        )
+
+    @staticmethod
+    def _command_event(m: MeterContext, c: policy.Command) -> dict:
+        return {
+            "scope": f"meter#{m.meter_id}", "event_id": f"command:{c.command_id}", "property_id": m.property_id,
+            "at": c.issued_at, "type": "command", "status": "", "message": f"{c.op} ({c.cause})",
+            "data": {"command_id": c.command_id, "op": c.op, "cause": c.cause, "actor": c.actor, **c.args},
         }
-        for _ in range(5):
-            supersede = m.relay_command_id if relay else None
-            if supersede == command.command_id:
-                return command  # the same command is already the outstanding one
-            outcome = store.create_command(command, m.property_id, m.account_id, supersede, relay and str(relay), event)
-            if outcome == "exists":
-                return store.get_command(command.command_id) or command
+
+    def live_relay(self, m: MeterContext) -> policy.Command | None:
+        """The meter's outstanding relay command if it may still run."""
+        if not m.relay_command_id:
+            return None
+        c = store.get_command(m.relay_command_id)
+        if c is None or c.state not in policy.OPEN_STATES or c.expires_at <= format_time(self.clock()):
+            return None
+        return c
+
+    def _issue_relay(self, m: MeterContext, op: str, cause: str, actor: str, attempts: int | None) -> policy.Command:
+        relay = RelayState.OPEN if op == policy.TRIP else RelayState.CLOSED
+        for _ in range(8):
+            live = self.live_relay(m)
+            if live is not None and live.op == op:
+                return live  # the same order is already on its way
+            seq = m.relay_seq + 1
+            command = self._command(m, policy.relay_command_id(m.meter_id, op, seq), op, {}, cause, actor)
+            outcome = store.create_command(command, m.property_id, m.account_id, m.relay_command_id, str(relay),
+                                           self._command_event(m, command), relay_seq=seq,
+                                           attempts=attempts if attempts is not None else 1,
+                                           supersede_open=live is not None)
             if outcome == "created":
                 self._send(command)
-                log.info("command issued", command_id=command.command_id, meter_id=meter_id, op=op, cause=cause,
-                         superseded=supersede)
+                log.info("command issued", command_id=command.command_id, meter_id=m.meter_id, op=op, cause=cause,
+                         superseded=live.command_id if live else None, attempt=attempts)
                 return command
-            m = store.load_meter(meter_id)  # the outstanding command moved: look again
-        raise RuntimeError(f"could not issue {op} for {meter_id}")
+            if outcome == "exists":  # this very attempt was written before (a lost response)
+                return store.get_command(command.command_id) or command
+            m = store.load_meter(m.meter_id)  # another issuer moved the meter: look again
+        raise RuntimeError(f"could not issue {op} for {m.meter_id}")
 
     def _send(self, c: policy.Command) -> None:
         s = site(c.site_id)
@@ -172,38 +207,56 @@ class Control:
             return
         relay = msg.get("relay_state")
         relay = relay if relay in (RelayState.OPEN, RelayState.CLOSED) else None
+        reported_at = str(msg.get("sent_at", ""))
         result = {"status": status, "relay_state": relay or "", "detail": str(msg.get("detail", ""))[:500],
-                  "reported_at": str(msg.get("sent_at", ""))}
+                  "reported_at": reported_at}
         moved = store.move_command(c.command_id, status, format_time(self.clock()), policy.OPEN_STATES, result)
         if c.op in policy.RELAY_OPERATIONS:
-            store.clear_relay_command(c.meter_id, c.command_id, relay)
-        applied = (store.get_command(c.command_id) or c).state == policy.APPLIED
-        if c.op == policy.RECHARGE and applied:  # idempotent steps: safe on a redelivered result
-            store.set_purchase_expected(c.meter_id, int(c.args["purchase_count"]))
-        if c.op == policy.RECHARGE and applied and not c.args.get("carry_over"):
-            # the money now sits in the meter: move it out of the platform balance, once
-            self.ledger.post(account_id=c.account_id, entry_id=f"meter:{c.command_id}", kind="meter_transfer",
-                             amount=int(c.args["amount"]), cause=f"command:{c.command_id}", actor="control",
-                             memo=f"充值到表 {c.meter_id}")
+            # what the meter read back is recorded whatever became of the command (a late
+            # result of an expired command still tells the truth about the relay)
+            store.clear_relay_command(c.meter_id, c.command_id, relay, reported_at)
+            self.supply_changed(c.account_id)
+        if c.op == policy.RECHARGE:
+            self._purchase_result(c, status, msg)
         log.info("command result", command_id=c.command_id, status=status, relay_state=relay, recorded=moved)
+
+    def _purchase_result(self, c: policy.Command, status: str, msg: dict) -> None:
+        """Apply a RECHARGE result, whatever became of its command (expired, superseded):
+        the purchase count says whether the money is on the meter."""
+        count = int(c.args["purchase_count"])
+        reported = msg.get("purchase_count")
+        if status == policy.APPLIED and (reported is None or reported == count):
+            # the money now sits in the meter: move it out of the platform balance, once per purchase
+            self.ledger.post(account_id=c.account_id, entry_id=policy.purchase_entry_id(c.meter_id, count),
+                             kind="meter_transfer", amount=int(c.args["amount"]), cause=f"command:{c.command_id}",
+                             actor="control", memo=f"充值到表 {c.meter_id}（第 {count} 次购电）")
+            store.purchase_applied(c.meter_id, count)
+        else:
+            log.warning("recharge not applied", command_id=c.command_id, purchase_count=count, meter_count=reported,
+                        detail=str(msg.get("detail", ""))[:200])
+        self.supply_changed(c.account_id)
 
     # -- supply ----------------------------------------------------------------------
 
     def apply(self, state: AccountState, decision: policy.ControlDecision, cause: str) -> list[policy.Command]:
-        """Carry out a decision: TRIP or CLOSE every cloud-billed meter of the account."""
+        """Carry out a decision at once: TRIP or CLOSE every cloud-billed meter of the account
+        (the reconciler follows up on any that does not report the new state)."""
         if not (decision.trip_now or decision.restore_now):
             return []
         op = policy.TRIP if decision.trip_now else policy.CLOSE
         out = []
         for m in dstore.meters_of_account(state.account_id):
-            if m.billing_mode != "cloud" or (op == policy.TRIP and m.keep_supply):
+            intended = policy.intended_relay(decision.cut_state, m.billing_mode, m.keep_supply, m.retired)
+            if intended is None or policy.relay_op(intended) != op:  # keep-supply meters are not tripped
                 continue
-            out.append(self.issue(m.meter_id, op, cause, "control"))
+            out.append(self.issue(m.meter_id, op, cause, "control", attempts=1))
         return out
 
     def credit(self, extras=(), **fields) -> Entry:
         """Post a credit (recharge, adjustment) and restore supply at once if it lifts the
-        balance above the restore line. The payment path calls this."""
+        balance above the restore line. The payment path calls this. A credit that was
+        posted before (a retried notification after a crash) reconciles the account at once,
+        so whatever the crash left undone is done now."""
         now = self.clock()
         decisions = {}
 
@@ -213,25 +266,19 @@ class Control:
             return changes, [lambda tx, e=e: store.add_event(tx, e) for e in events]
 
         entry = self.ledger.post(extras=extras, hook=hook, **fields)
-        if not entry.duplicate and "last" in decisions:
+        if entry.duplicate:
+            self.reconcile_account(entry.account_id)
+        elif "last" in decisions:
             state, decision = decisions["last"]
             self.apply(state, decision, f"entry:{entry.entry_id}")
             if state.control.get("meter_side"):
-                self.recharge_meters(state.account_id, entry.amount, f"entry:{entry.entry_id}")
+                self.reconcile_account(state.account_id)
         return entry
 
-    def recharge_meters(self, account_id: str, amount: int, cause: str) -> list[policy.Command]:
-        """Meter-side billing: send a credit to the meter that keeps the money, with the
-        purchase count it must reach (so that the bridge can apply it at most once)."""
-        out = []
-        for m in dstore.meters_of_account(account_id):
-            if m.billing_mode != "meter" or m.retired or amount <= 0:
-                continue
-            ctx = store.load_meter(m.meter_id)
-            out.append(self.issue(m.meter_id, policy.RECHARGE, cause, "control",
-                                  {"amount": amount, "purchase_count": ctx.purchase_expected + 1}))
-            break  # one meter per account keeps the money
-        return out
+    def supply_changed(self, account_id: str, at: datetime | None = None) -> None:
+        """Put an account on the reconciler's list (due now unless told otherwise)."""
+        f = supply_flag(at or self.clock())
+        store.flag_supply(account_id, f["supply_check_at"], f["supply_token"])
 
     def evaluate(self, account_id: str, cause: str) -> policy.ControlDecision:
         """Re-decide an account's supply now (pending cut due, keep-supply lifted...)."""
@@ -244,8 +291,107 @@ class Control:
                 return decision  # someone else moved it; the next tick looks again
             self.ledger.remember_control(account_id, {"cut_state": decision.cut_state,
                                                       "cut_due_at": decision.cut_due_at})
+            if decision.trip_now or decision.restore_now:
+                self.supply_changed(account_id)
             self.apply(state, decision, cause)
         return decision
+
+    # -- reconciliation ----------------------------------------------------------------
+
+    def reconcile_account(self, account_id: str) -> dict:
+        """Bring every meter of an account to its intended state: relays to what the cut
+        state says, meter-side money onto the meter. Clears the account's supply check when
+        everything agrees, else moves it to when the next look is due."""
+        check = store.supply_check(account_id)
+        state = self.ledger.state(account_id, fresh=True)
+        now = self.clock()
+        cut_state = state.control.get("cut_state") or policy.CUT_NONE
+        waits: list[datetime] = []
+        money_done = False
+        for meter in dstore.meters_of_account(account_id):
+            m = store.load_meter(meter.meter_id)
+            if m is None or m.retired:
+                continue
+            if m.billing_mode == "meter":
+                if not money_done:  # one meter per account keeps the money
+                    money_done = True
+                    wait = self._reconcile_money(state, m, now)
+                else:
+                    wait = None
+            else:
+                wait = self._reconcile_relay(m, cut_state, now)
+            if wait is not None:
+                waits.append(wait)
+        if check is not None:
+            store.settle_supply_check(account_id, check[0], format_time(min(waits)) if waits else None)
+        return {"account_id": account_id, "agreed": not waits}
+
+    def _reconcile_relay(self, m: MeterContext, cut_state: str, now: datetime) -> datetime | None:
+        """None when the meter reports what it should; else when to look again."""
+        intended = policy.intended_relay(cut_state, m.billing_mode, m.keep_supply, m.retired)
+        if intended is None:
+            return None
+        op = policy.relay_op(intended)
+        live = self.live_relay(m)
+        if not policy.needs_command(intended, m.relay_state):
+            if live is not None and live.op != op:  # an order of an older intent is still out: overrule it
+                return datetime.fromisoformat(self.issue(m.meter_id, op, "reconcile", "control", attempts=1).expires_at)
+            if m.relay_attempts:
+                store.reset_relay_attempts(m.meter_id)
+            return None
+        if live is not None and live.op == op:
+            return datetime.fromisoformat(live.expires_at)
+        same_streak = m.desired_relay == intended  # the last order was for this same intent
+        if same_streak and m.relay_last_try and m.relay_attempts:
+            due = datetime.fromisoformat(m.relay_last_try) + policy.retry_delay(m.relay_attempts)
+            if due > now:
+                return due
+        attempts = m.relay_attempts + 1 if same_streak else 1
+        command = self.issue(m.meter_id, op, f"reconcile:{attempts}", "control", attempts=attempts)
+        if attempts == policy.ALARM_AFTER_ATTEMPTS + 1:
+            store.put_event({
+                "scope": f"meter#{m.meter_id}", "event_id": f"supply_stuck:{command.command_id}",
+                "property_id": m.property_id, "at": format_time(now), "type": "supply_stuck", "status": "to_notify",
+                "message": "表计多次未执行" + ("断电" if op == policy.TRIP else "合闸") + "命令，请现场检查",
+                "data": {"account_id": m.account_id, "intended": intended, "reported": m.relay_state,
+                         "attempts": attempts - 1},
+            })
+            log.warning("supply does not converge", meter_id=m.meter_id, intended=intended, reported=m.relay_state,
+                        attempts=attempts - 1)
+        return datetime.fromisoformat(command.expires_at)
+
+    def _reconcile_money(self, state: AccountState, m: MeterContext, now: datetime) -> datetime | None:
+        """Meter-side billing: the platform balance is money on its way to the meter. Send
+        it as one purchase at a time (see docs/control.md, the purchase-count protocol)."""
+        if m.purchase_pending is not None:
+            count, amount, attempt = m.purchase_pending, int(m.purchase_pending_amount or 0), m.purchase_attempt
+            last = store.get_command(policy.recharge_command_id(m.meter_id, count, attempt))
+            if last is not None and last.state in policy.OPEN_STATES and last.expires_at > format_time(now):
+                return datetime.fromisoformat(last.expires_at)
+            if last is not None:
+                due = datetime.fromisoformat(last.issued_at) + policy.retry_delay(attempt)
+                if due > now:
+                    return due
+            return self._issue_purchase(m, count, amount, attempt + 1, expected_attempt=attempt)
+        if state.balance <= 0:
+            return None
+        return self._issue_purchase(m, m.purchase_expected + 1, state.balance, 1, expected_attempt=None)
+
+    def _issue_purchase(self, m: MeterContext, count: int, amount: int, attempt: int,
+                        expected_attempt: int | None) -> datetime:
+        args = {"amount": amount, "purchase_count": count}
+        command = self._command(m, policy.recharge_command_id(m.meter_id, count, attempt), policy.RECHARGE, args,
+                                f"purchase:{count}:{attempt}", "control")
+        outcome = store.create_command(command, m.property_id, m.account_id, None, None,
+                                       self._command_event(m, command), purchase=(count, amount, attempt),
+                                       expected_purchase=expected_attempt)
+        if outcome == "created":
+            self._send(command)
+            log.info("purchase issued", command_id=command.command_id, meter_id=m.meter_id, purchase_count=count,
+                     amount=amount, attempt=attempt)
+        elif outcome == "retry":  # another process moved the purchase meanwhile: look again soon
+            return self.clock()
+        return datetime.fromisoformat(command.expires_at)
 
     # -- admin settings --------------------------------------------------------------
 
@@ -316,6 +462,8 @@ class Control:
                 expired += 1
                 if c.op in policy.RELAY_OPERATIONS:
                     store.clear_relay_command(c.meter_id, c.command_id, None)
+                if c.op in policy.RELAY_OPERATIONS + (policy.RECHARGE,):
+                    self.supply_changed(c.account_id)
         resent = 0
         for command_id in store.open_commands(format_time(now)):
             c = store.get_command(command_id)
@@ -324,6 +472,13 @@ class Control:
             if c and c.state == policy.QUEUED and c.issued_at <= format_time(now - RESEND_AFTER):
                 self._send(c)
                 resent += 1
+        reconciled = 0
+        for account_id in store.due_supply_checks(format_time(now)):
+            try:
+                self.reconcile_account(account_id)
+                reconciled += 1
+            except Exception:  # one account must not stop the others; its check stays due
+                log.exception("reconcile failed", account_id=account_id)
         offline = 0
         for meter_id, last_seen in store.stale_meters(format_time(now - OFFLINE_AFTER)):
             m = store.load_meter(meter_id)
@@ -334,6 +489,6 @@ class Control:
                      "data": {"last_seen": last_seen}}
             if store.set_meter_offline(meter_id, last_seen, event):
                 offline += 1
-        result = {"cuts": cuts, "expired": expired, "offline": offline, "resent": resent}
+        result = {"cuts": cuts, "expired": expired, "offline": offline, "resent": resent, "reconciled": reconciled}
         log.info("control tick", **result)
         return result

@@ -8,35 +8,37 @@ them, so a duplicate or a stale memory costs a retry, never a wrong or double ch
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from aws_lambda_powertools import Logger
 
 from core.domain import messages
 from core.domain import rating as rules
-from core.domain.errors import ConditionFailed, NotFound
+from core.domain.errors import ConditionFailed, Conflict, IdempotencyConflict, NotFound
 from core.domain.ledger import AccountState, Entry, EntryKind, PostingRequest, format_time
 from core.domain.rating import Baseline, MeterReading, Verdict
-from core.domain.tariff import Charge, RatingCarry, rate
+from core.domain.tariff import Charge, RatingCarry
 from core.services import tariffs
 from core.services.control import Control, decide_after, site
 from core.services.ledger import Clock, LedgerService, utcnow
 from core.store import metering as store
-from core.store.metering import MeterContext, MeterUpdate
+from core.store.metering import MeterContext, RatedMeterUpdate
 
 log = Logger(service="feikong", child=True)
 
 
 class Ingest:
     def __init__(self, ledger: LedgerService | None = None, clock: Clock = utcnow,
-                 max_gap: timedelta | None = None) -> None:
+                 max_gap: timedelta | None = None, max_skew: timedelta | None = None) -> None:
         self.ledger = ledger or LedgerService(clock=clock)
         self.control = Control(self.ledger, clock)
         self.clock = clock
-        self.max_gap = max_gap or timedelta(hours=float(os.environ.get("FEIKONG_MAX_GAP_HOURS", "6")))
+        default_gap, default_skew = tariffs.rating_limits()
+        self.max_gap = max_gap or default_gap
+        self.max_skew = max_skew if max_skew is not None else default_skew
         self._meters: dict[str, MeterContext] = {}
         self._lock = threading.Lock()
 
@@ -136,35 +138,32 @@ class Ingest:
         raise RuntimeError(f"reading {r.meter_id}:{r.seq} could not be applied")
 
     def _once(self, m: MeterContext, r: MeterReading) -> str:
-        verdict = rules.assess(m.baseline, r, m.rated_kw, self.max_gap)
+        now = self.clock()
+        # the cloud rates only cloud-billed meters with a plan; the verdict is the same for all
+        plan = tariffs.plan(m.plan_id) if m.billing_mode == "cloud" and m.plan_id else None
+        outcome = rules.judge(plan, m.baseline, r, m.rated_kw, now=now, max_gap=self.max_gap, max_skew=self.max_skew)
+        verdict = outcome.verdict
         if verdict.action == rules.DUPLICATE:
             return "duplicate"
-        now = self.clock()
         events: list[dict] = []
         if not m.online:
             events.append(self._event(m, f"online:{r.seq}", "meter_online", "表计恢复在线", {"seq": r.seq}))
         charge: Charge | None = None
-        new_baseline: Baseline | None = None
-        if verdict.action == rules.BASELINE:
-            new_baseline = Baseline(r.seq, r.read_at, r.total, dict(r.registers), RatingCarry())
-        elif verdict.action == rules.BILL and m.billing_mode == "cloud" and not m.plan_id:
+        new_baseline: Baseline | None = outcome.baseline
+        if verdict.action == rules.BILL and m.billing_mode == "cloud" and not m.plan_id:
             # no tariff yet: nothing can be rated; keep the baseline so that the usage is
             # billed from it once a plan is assigned, and tell an admin
             events.append(self._event(m, f"no_plan:{r.seq}", "meter_without_plan", "表计未设置电价方案，暂不计费",
                                       {"seq": r.seq}))
             verdict = replace(verdict, action="no_plan", moves_baseline=False)
-        elif verdict.action == rules.BILL and m.billing_mode == "cloud":
-            charge = self._rate(m, r, verdict, m.baseline.carry)
-            new_baseline = Baseline(r.seq, r.read_at, r.total, dict(r.registers), charge.carry)
-        elif verdict.action == rules.BILL:  # meter-side billing: the meter holds the money
-            new_baseline = Baseline(r.seq, r.read_at, r.total, dict(r.registers), m.baseline.carry)
+            new_baseline = None
+        elif verdict.action == rules.BILL:  # (meter-side billing: no charge, the meter holds the money)
+            charge = outcome.charge
         elif verdict.is_anomaly:
-            events.append(self._anomaly(m, r, verdict))
-            if verdict.moves_baseline:
-                new_baseline = Baseline(r.seq, r.read_at, r.total, dict(r.registers), m.baseline.carry)
+            events.append(self._anomaly(m, r, verdict, outcome.charge))
         if m.billing_mode == "meter" and r.balance is not None:
             events += self._mirror_checks(m, r)
-        update = MeterUpdate(
+        update = RatedMeterUpdate(
             meter_id=m.meter_id,
             expected_seq=m.baseline.seq if m.baseline else None,
             baseline=new_baseline,
@@ -174,13 +173,19 @@ class Ingest:
             online=True,
             meter_balance=r.balance,
             purchase_count=r.purchase_count,
+            relay_state=r.relay_state,
+            expected_carry=m.baseline.carry if m.baseline else None,
         )
         if charge is None or charge.fen == 0:
             failures = store.commit_without_posting(update, events)
             if failures:
-                fresh = store.load_meter(m.meter_id)
-                raise _StaleMeter(fresh)
+                if all(f.tag != store.METER_TAG for f in failures):
+                    # the meter is as we planned on, but the reading's events are written
+                    # already: the same reading judged before (a redelivered anomaly)
+                    return "duplicate"
+                raise _StaleMeter(store.load_meter(m.meter_id))
             self._remember(self._moved(m, new_baseline, r))
+            self._relay_seen(m, r, verdict)
             return verdict.action if verdict.action != rules.BILL else "billed"
         # a posting: entry + account + meter (+ events) in one transaction
         decided = {}
@@ -208,12 +213,15 @@ class Ingest:
         state, decision = decided["d"]
         if decision.trip_now:
             self.control.apply(state, decision, req.cause)
+        self._relay_seen(m, r, verdict)
         return "billed"
 
-    def _rate(self, m: MeterContext, r: MeterReading, v: Verdict, carry: RatingCarry) -> Charge:
-        if not m.plan_id:
-            raise NotFound("表计未设置电价方案", code="meter_without_plan", meter_id=m.meter_id)
-        return rate(tariffs.plan(m.plan_id), m.baseline.read_at, r.read_at, v.quantity, carry, v.by_period)
+    def _relay_seen(self, m: MeterContext, r: MeterReading, verdict: Verdict) -> None:
+        """A reading that reports a relay state other than the one recorded asks the
+        reconciler to look at the account (a meter switched by hand, a command that never
+        took, a site back from an outage)."""
+        if r.relay_state and verdict.moves_baseline and r.relay_state != m.relay_state:
+            self.control.supply_changed(m.account_id)
 
     @staticmethod
     def _moved(m: MeterContext, baseline: Baseline | None, r: MeterReading) -> MeterContext:
@@ -221,23 +229,29 @@ class Ingest:
             m, baseline=baseline or m.baseline, online=True,
             meter_balance=r.balance if r.balance is not None else m.meter_balance,
             purchase_count=r.purchase_count if r.purchase_count is not None else m.purchase_count,
+            relay_state=(r.relay_state if baseline is not None else None) or m.relay_state,
         )
 
     def _event(self, m: MeterContext, event_id: str, kind: str, message: str, data: dict, status: str = "") -> dict:
         return {"scope": f"meter#{m.meter_id}", "event_id": event_id, "property_id": m.property_id,
                 "at": format_time(self.clock()), "type": kind, "status": status, "message": message, "data": data}
 
-    def _anomaly(self, m: MeterContext, r: MeterReading, v: Verdict) -> dict:
+    def _anomaly(self, m: MeterContext, r: MeterReading, v: Verdict, proposal: Charge | None) -> dict:
         data: dict = {"seq": r.seq, "read_at": r.read_at.isoformat(), "total": str(r.total), "kind": v.action,
                       "detail": v.detail, "account_id": m.account_id,
                       "previous": {"seq": m.baseline.seq, "read_at": m.baseline.read_at.isoformat(),
                                    "total": str(m.baseline.total)} if m.baseline else {}}
         status = "recorded"
-        if v.action in (rules.JUMP, rules.GAP) and m.billing_mode == "cloud" and m.plan_id:
-            proposal = self._rate(m, r, v, RatingCarry())
+        if v.action in rules.PROPOSED and proposal is not None:
+            # rated on the meter's carry as it stands (what approving it now would cost);
+            # approval rates it again on the carry of that moment (rules.rate_approved)
+            carry = m.baseline.carry
             data["proposed_fen"] = proposal.fen
             data["quantity"] = str(v.quantity)
             data["lines"] = [line.to_dict() for line in proposal.lines]
+            data["by_period"] = {k: str(q) for k, q in (v.by_period or {}).items()}
+            data["carry"] = {"remainder_fen": str(carry.remainder_fen), "cycle": carry.cycle,
+                             "cycle_usage": str(carry.cycle_usage)}
             status = "open"  # an admin approves (bill it) or rejects
         return self._event(m, f"anomaly:{r.seq}:{v.action}", "anomaly", rules.ANOMALY_NAMES[v.action], data, status)
 
@@ -254,21 +268,83 @@ class Ingest:
 
     # -- admin decisions on anomalies ----------------------------------------------------
 
-    def approve_anomaly(self, property_id: str, meter_id: str, event_id: str, actor: str) -> Entry:
+    def approve_anomaly(self, property_id: str, meter_id: str, event_id: str, actor: str) -> Entry | None:
+        """Bill an open jump or gap exactly as a normal reading would be billed: rated on
+        the meter's rating carry as it stands now (sub-fen remainder, tier cycle usage),
+        which moves on with it, under the entry id the reading would have used, with the
+        account's alarms and cut-off decided on the new balance. Entry, account, meter
+        carry and the decision are one transaction. None when less than a fen is due."""
         e = store.get_event(f"meter#{meter_id}", event_id)
         if e is None or e["property_id"] != property_id or e["type"] != "anomaly":
             raise NotFound("异常记录不存在", code="anomaly_not_found")
         if e["status"] != "open":
             raise ConditionFailed("该异常已处理", code="anomaly_decided")
         d = e["data"]
-        m = self._meter(meter_id, fresh=True)
-        entry = self.control.ledger.post(
-            account_id=d["account_id"], entry_id=rules.entry_id(meter_id, int(d["seq"])),
-            kind="water" if m.kind == "water" else "energy", amount=int(d["proposed_fen"]),
-            cause=f"anomaly:{meter_id}:{event_id}", actor=actor, occurred_at=d["read_at"],
-            memo=f"{d.get('quantity', '')} (异常审核后计费)",
-        ) if int(d["proposed_fen"]) > 0 else None
-        store.set_event_status(e["scope"], event_id, "open", "approved", actor)
+        seq = int(d["seq"])
+        start, end = datetime.fromisoformat(d["previous"]["read_at"]), datetime.fromisoformat(d["read_at"])
+        quantity = Decimal(d["quantity"])
+        by_period = {k: Decimal(v) for k, v in (d.get("by_period") or {}).items()} or None
+        snap = d.get("carry") or {}
+        at_detection = RatingCarry(Decimal(snap.get("remainder_fen", "0")), snap.get("cycle", ""),
+                                   Decimal(snap.get("cycle_usage", "0")))
+        for _ in range(20):
+            m = self._meter(meter_id, fresh=True)
+            if m is None or m.retired or m.baseline is None or not m.plan_id:
+                raise Conflict("表计已更换或未设置电价方案，无法按原表计费", code="meter_retired")
+            carry = m.baseline.carry
+            charge = rules.rate_approved(tariffs.plan(m.plan_id), start, end, quantity, by_period, carry,
+                                         at_detection)
+            ops = [
+                lambda tx, c=carry, n=charge.carry: store.add_carry(tx, meter_id, c, n),
+                lambda tx, fen=charge.fen: store.add_event_decision(tx, e["scope"], event_id, "open", "approved",
+                                                                    actor, {"approved_fen": fen}),
+            ]
+            try:
+                entry = self._bill_approved(m, seq, d, charge, ops, actor, event_id)
+            except _StaleMeter:
+                continue
+            self._remember(replace(m, baseline=replace(m.baseline, carry=charge.carry)))
+            return entry
+        raise RuntimeError(f"anomaly {meter_id}:{event_id} could not be approved")
+
+    def _bill_approved(self, m: MeterContext, seq: int, d: dict, charge: Charge, ops: list, actor: str,
+                       event_id: str) -> Entry | None:
+        def refused(failed_tag: str | None):
+            if failed_tag == store.METER_TAG:  # the carry moved on meanwhile: rate again
+                return _StaleMeter(m)
+            return ConditionFailed("该异常已处理", code="anomaly_decided")
+
+        if charge.fen == 0:
+            failures = store.commit_ops(ops)
+            if failures:
+                raise refused(store.METER_TAG if any(f.tag == store.METER_TAG for f in failures) else None)
+            return None
+        now = self.clock()
+        decided = {}
+
+        def hook(state: AccountState, entry: Entry):
+            changes, alarm_events, decision = decide_after(state, entry, now)
+            decided["d"] = (state, decision)
+            return changes, ops + [lambda tx, a=a: store.add_event(tx, a) for a in alarm_events]
+
+        req = PostingRequest(
+            account_id=m.account_id, entry_id=rules.entry_id(m.meter_id, seq),
+            kind=EntryKind.WATER if m.kind == "water" else EntryKind.ENERGY, amount=charge.fen,
+            cause=f"anomaly:{m.meter_id}:{event_id}", actor=actor, occurred_at=format_time(datetime.fromisoformat(
+                d["read_at"])),
+            memo=f"{charge.quantity} {'m³' if m.kind == 'water' else 'kWh'} (异常审核后计费)",
+        )
+        try:
+            entry = self.ledger.post_request(req, hook=hook)
+        except ConditionFailed as err:
+            raise refused(err.details.get("failed")) from None
+        except IdempotencyConflict:  # billed by a concurrent approval at another carry
+            raise refused(None) from None
+        if entry.duplicate:
+            raise refused(None)
+        state, decision = decided["d"]
+        if decision.trip_now:
+            self.control.apply(state, decision, req.cause)
         return entry
 
     def reject_anomaly(self, property_id: str, meter_id: str, event_id: str, actor: str) -> None:

@@ -25,7 +25,7 @@ from core.store.models import (
     SiteItem,
     TenantItem,
 )
-from core.store.tx import applied
+from core.store.tx import save_if, update_item
 
 PROPERTY_SK = "PROPERTY"
 
@@ -36,7 +36,7 @@ class AlreadyExists(Exception):
 
 def _create(item) -> None:
     hash_attr = item._hash_key_attribute()
-    if not applied(lambda: item.save(condition=hash_attr.does_not_exist())):
+    if not save_if(item, hash_attr.does_not_exist()):
         raise AlreadyExists(str(item))
 
 
@@ -139,10 +139,7 @@ def get_tenant(tenant_id: str) -> Tenant | None:
 
 
 def bind_openid(tenant_id: str, openid: str) -> None:
-    TenantItem(tenant_id).update(
-        actions=[TenantItem.openid.set(openid)],
-        condition=TenantItem.tenant_id.exists(),
-    )
+    update_item(TenantItem(tenant_id), [TenantItem.openid.set(openid)], TenantItem.tenant_id.exists())
 
 
 def tenants_by_openid(openid: str) -> list[Tenant]:
@@ -246,17 +243,17 @@ def set_account_settings(
             actions.append(attr.set(value))
     if actions:
         actions.append(AccountItem.settings_rev.add(1))
-        AccountItem(account_id).update(actions=actions, condition=AccountItem.account_id.exists())
+        update_item(AccountItem(account_id), actions, AccountItem.account_id.exists())
 
 
 def mark_meter_side(account_id: str) -> None:
     """The account holds a meter that keeps the money: credits must reach it."""
-    AccountItem(account_id).update(actions=[AccountItem.meter_side.set(True), AccountItem.settings_rev.add(1)],
-                                   condition=AccountItem.account_id.exists())
+    update_item(AccountItem(account_id), [AccountItem.meter_side.set(True), AccountItem.settings_rev.add(1)],
+                AccountItem.account_id.exists())
 
 
 def set_meter_keep_supply(meter_id: str, keep: bool) -> None:
-    MeterItem(meter_id).update(actions=[MeterItem.keep_supply.set(keep)], condition=MeterItem.meter_id.exists())
+    update_item(MeterItem(meter_id), [MeterItem.keep_supply.set(keep)], MeterItem.meter_id.exists())
 
 
 # --- meters -----------------------------------------------------------------------------

@@ -27,14 +27,14 @@ ACCOUNT_TAG = "account"
 class Outcome:
     """What happened to a posting attempt."""
 
-    status: str  # "applied" | "duplicate" | "stale" | "missing" | "extra_failed" | "conflict"
+    status: str  # "applied" | "duplicate" | "stale" | "missing" | "extra_failed"
     entry: Entry | None = None
     state: AccountState | None = None
     failed_tag: str = ""
     failed_item: dict | None = None
 
 
-CONTROL_FIELDS = ("alarm_state", "cut_state", "cut_due_at", "cut_pending")
+CONTROL_FIELDS = ("alarm_state", "cut_state", "cut_due_at", "cut_pending", "supply_check", "supply_check_at", "supply_token")
 
 
 def state_from_item(item: AccountItem) -> AccountState:
@@ -160,7 +160,13 @@ class LedgerStore:
         failures = tx.commit()
         if failures is None:
             return Outcome("applied", entry=entry)
-        return self._explain(failures)
+        outcome = self._explain(failures)
+        if outcome.status == "duplicate" and tx.ambiguous and outcome.entry == entry:
+            # An earlier attempt of this very transaction was applied but its answer was
+            # lost (a 5xx): the entry found is the one planned here, to the microsecond of
+            # posted_at, so the whole transaction (account, extras) went in with it.
+            return Outcome("applied", entry=entry)
+        return outcome
 
     @staticmethod
     def _explain(failures: list[Failure]) -> Outcome:
@@ -173,11 +179,10 @@ class LedgerStore:
             if not acct.item:
                 return Outcome("missing")
             return Outcome("stale", state=state_from_item(AccountItem.from_raw_data(acct.item)))
-        for f in failures:
-            if f.code == "ConditionalCheckFailed":
-                return Outcome("extra_failed", failed_tag=f.tag, failed_item=f.item)
-        # TransactionConflict, throttling and the like: the caller retries.
-        return Outcome("conflict", failed_tag=",".join(f"{f.tag}:{f.code}" for f in failures))
+        # Tx.commit returns only cancellations with a ConditionalCheckFailed reason
+        # (TransactionConflict and throttling are retried there), so this is an extra's.
+        f = next(f for f in failures if f.code == "ConditionalCheckFailed")
+        return Outcome("extra_failed", failed_tag=f.tag, failed_item=f.item)
 
     def open_account(self, item: AccountItem, opening: Entry | None) -> bool:
         """Create the account (and its opening entry) unless it exists. False if it did."""

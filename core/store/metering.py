@@ -19,7 +19,7 @@ from core.store.models import (
     MeterItem,
     TariffItem,
 )
-from core.store.tx import Tx, applied
+from core.store.tx import Tx, save, save_if, update_if, update_item
 
 METER_TAG = "meter"
 
@@ -47,6 +47,13 @@ class MeterContext:
     purchase_count: int | None
     purchase_expected: int
     retired: bool
+    relay_seen_at: str = ""
+    relay_seq: int = 0
+    relay_attempts: int = 0
+    relay_last_try: str = ""
+    purchase_pending: int | None = None
+    purchase_pending_amount: int | None = None
+    purchase_attempt: int = 0
 
 
 def _context(i: MeterItem) -> MeterContext:
@@ -79,6 +86,13 @@ def _context(i: MeterItem) -> MeterContext:
         purchase_count=int(i.purchase_count) if i.purchase_count is not None else None,
         purchase_expected=int(i.purchase_expected or 0),
         retired=bool(i.retired),
+        relay_seen_at=i.relay_seen_at or "",
+        relay_seq=int(i.relay_seq or 0),
+        relay_attempts=int(i.relay_attempts or 0),
+        relay_last_try=i.relay_last_try or "",
+        purchase_pending=int(i.purchase_pending) if i.purchase_pending is not None else None,
+        purchase_pending_amount=int(i.purchase_pending_amount) if i.purchase_pending_amount is not None else None,
+        purchase_attempt=int(i.purchase_attempt or 0),
     )
 
 
@@ -105,6 +119,7 @@ class MeterUpdate:
     online: bool
     meter_balance: int | None = None
     purchase_count: int | None = None
+    relay_state: str | None = None  # read back with the reading (only "open" / "closed")
 
     def add_to(self, tx: Tx) -> None:
         actions = [
@@ -120,6 +135,9 @@ class MeterUpdate:
             actions.append(MeterItem.meter_balance.set(self.meter_balance))
         if self.purchase_count is not None:
             actions.append(MeterItem.purchase_count.set(self.purchase_count))
+        if self.relay_state is not None and self.reading is not None:
+            actions += [MeterItem.relay_state.set(self.relay_state),
+                        MeterItem.relay_seen_at.set(self.reading["read_at"])]
         if self.expected_seq is None:
             cond = MeterItem.rated_seq.does_not_exist()
         else:
@@ -159,13 +177,14 @@ def stale_meters(cutoff: str, limit: int = 500) -> list[tuple[str, str]]:
 
 
 def set_meter_plan(meter_id: str, plan_id: str) -> None:
-    MeterItem(meter_id).update(actions=[MeterItem.plan_id.set(plan_id)], condition=MeterItem.meter_id.exists())
+    update_item(MeterItem(meter_id), [MeterItem.plan_id.set(plan_id)], MeterItem.meter_id.exists())
 
 
 def retire_meter(meter_id: str, replaced_by: str) -> None:
-    MeterItem(meter_id).update(
-        actions=[MeterItem.retired.set(True), MeterItem.replaced_by.set(replaced_by), MeterItem.online_key.remove()],
-        condition=MeterItem.meter_id.exists(),
+    update_item(
+        MeterItem(meter_id),
+        [MeterItem.retired.set(True), MeterItem.replaced_by.set(replaced_by), MeterItem.online_key.remove()],
+        MeterItem.meter_id.exists(),
     )
 
 
@@ -183,17 +202,16 @@ def baseline_actions(b: Baseline) -> list:
 
 
 def seed_baseline(meter_id: str, baseline: Baseline) -> None:
-    MeterItem(meter_id).update(actions=baseline_actions(baseline), condition=MeterItem.meter_id.exists())
+    update_item(MeterItem(meter_id), baseline_actions(baseline), MeterItem.meter_id.exists())
 
 
 def set_relay_state(meter_id: str, state: str) -> None:
-    MeterItem(meter_id).update(actions=[MeterItem.relay_state.set(state)])
+    update_item(MeterItem(meter_id), [MeterItem.relay_state.set(state)])
 
 
 def set_purchase_expected(meter_id: str, count: int) -> None:
     """Raise the purchase count the meter should report (never lowers it)."""
-    applied(lambda: MeterItem(meter_id).update(actions=[MeterItem.purchase_expected.set(count)],
-                                               condition=MeterItem.purchase_expected < count))
+    update_if(MeterItem(meter_id), [MeterItem.purchase_expected.set(count)], MeterItem.purchase_expected < count)
 
 
 # --- events (anomalies, alarms, meter and command events: the audit trail) -----------
@@ -217,7 +235,7 @@ def add_event(tx: Tx, e: dict) -> None:
 
 
 def put_event(e: dict) -> bool:
-    return applied(lambda: event_item(e).save(condition=EventItem.event_id.does_not_exist()))
+    return save_if(event_item(e), EventItem.event_id.does_not_exist())
 
 
 def _event(i: EventItem) -> dict:
@@ -250,18 +268,19 @@ def get_event(scope: str, event_id: str) -> dict | None:
 
 
 def set_event_status(scope: str, event_id: str, expected: str, status: str, by: str) -> bool:
-    return applied(lambda: EventItem(scope, event_id).update(
-        actions=[EventItem.status.set(status), EventItem.data["decided_by"].set(by)],
-        condition=EventItem.status == expected,
-    ))
+    return update_if(
+        EventItem(scope, event_id),
+        [EventItem.status.set(status), EventItem.data["decided_by"].set(by)],
+        EventItem.status == expected,
+    )
 
 
 # --- tariffs --------------------------------------------------------------------------
 
 
 def put_tariff(plan_id: str, property_id: str, document: dict, at: str, by: str) -> None:
-    TariffItem(plan_id, property_id=property_id, document=json.dumps(document, ensure_ascii=False), updated_at=at,
-               updated_by=by).save()
+    save(TariffItem(plan_id, property_id=property_id, document=json.dumps(document, ensure_ascii=False),
+                    updated_at=at, updated_by=by))
 
 
 def get_tariff(plan_id: str) -> tuple[str, dict] | None:
@@ -284,9 +303,8 @@ def get_protection(property_id: str) -> dict | None:
 
 
 def set_protection(property_id: str, settings: dict) -> None:
-    DirectoryItem(property_id, "PROPERTY").update(
-        actions=[DirectoryItem.protection.set(settings)], condition=DirectoryItem.sk.exists()
-    )
+    update_item(DirectoryItem(property_id, "PROPERTY"), [DirectoryItem.protection.set(settings)],
+                DirectoryItem.sk.exists())
 
 
 # --- accounts: control fields outside postings ----------------------------------------
@@ -301,11 +319,11 @@ def set_cut_state(account_id: str, cut_state: str, due_at: str = "", expected: s
     cond = AccountItem.account_id.exists()
     if expected is not None:
         cond &= AccountItem.cut_state == expected
-    return applied(lambda: AccountItem(account_id).update(actions=actions, condition=cond))
+    return update_if(AccountItem(account_id), actions, cond)
 
 
 def set_alarm_state(account_id: str, state: dict) -> None:
-    AccountItem(account_id).update(actions=[AccountItem.alarm_state.set(state)])
+    update_item(AccountItem(account_id), [AccountItem.alarm_state.set(state)])
 
 
 def due_cuts(now_iso: str, limit: int = 500) -> list[str]:
@@ -351,10 +369,16 @@ def command_result(command_id: str) -> dict | None:
 
 
 def create_command(c: Command, property_id: str, account_id: str, supersede: str | None, relay: str | None,
-                   event: dict) -> str:
+                   event: dict, relay_seq: int | None = None, attempts: int | None = None,
+                   purchase: tuple[int, int, int] | None = None, expected_purchase: int | None = None,
+                   supersede_open: bool = True) -> str:
     """Write a new command (queued) with its audit event; if it is a relay command, make it
-    the meter's outstanding one and supersede the previous if that is still open.
-    Returns "created", "exists" or "retry" (the previous command moved meanwhile)."""
+    the meter's outstanding one in place of `supersede` (relay_seq must still be
+    relay_seq - 1: two issuers never both win), and mark `supersede` superseded when
+    supersede_open says it may still run. A RECHARGE records its
+    purchase (count, amount, attempt) as the meter's pending one, only while no other
+    purchase is pending and the meter's last applied purchase is count - 1.
+    Returns "created", "exists" or "retry" (the meter moved meanwhile)."""
     tx = Tx()
     item = CommandItem(
         c.command_id, site_id=c.site_id, meter_id=c.meter_id, property_id=property_id, account_id=account_id,
@@ -365,9 +389,28 @@ def create_command(c: Command, property_id: str, account_id: str, supersede: str
     if relay is not None:
         cond = MeterItem.meter_id.exists()
         cond &= MeterItem.relay_command_id == supersede if supersede else MeterItem.relay_command_id.does_not_exist()
-        tx.update(MeterItem(c.meter_id), [MeterItem.relay_command_id.set(c.command_id), MeterItem.desired_relay.set(relay)],
-                  cond, tag=METER_TAG)
-    if supersede:
+        actions = [MeterItem.relay_command_id.set(c.command_id), MeterItem.desired_relay.set(relay)]
+        if relay_seq is not None:
+            same_seq = MeterItem.relay_seq == relay_seq - 1
+            if relay_seq == 1:
+                same_seq |= MeterItem.relay_seq.does_not_exist()
+            cond &= same_seq
+            actions += [MeterItem.relay_seq.set(relay_seq), MeterItem.relay_last_try.set(c.issued_at)]
+        if attempts is not None:
+            actions.append(MeterItem.relay_attempts.set(attempts))
+        tx.update(MeterItem(c.meter_id), actions, cond, tag=METER_TAG)
+    if purchase is not None:
+        count, amount, attempt = purchase
+        cond = MeterItem.meter_id.exists() & (
+            (MeterItem.purchase_pending == count)
+            | (MeterItem.purchase_pending.does_not_exist() & (MeterItem.purchase_expected == count - 1))
+        )
+        if expected_purchase is not None:
+            cond &= MeterItem.purchase_attempt == expected_purchase
+        tx.update(MeterItem(c.meter_id), [MeterItem.purchase_pending.set(count),
+                                          MeterItem.purchase_pending_amount.set(amount),
+                                          MeterItem.purchase_attempt.set(attempt)], cond, tag=METER_TAG)
+    if supersede and supersede_open:
         tx.update(
             CommandItem(supersede),
             [CommandItem.state.set("superseded"), CommandItem.superseded_by.set(c.command_id),
@@ -391,8 +434,7 @@ def move_command(command_id: str, to: str, at: str, from_states: tuple[str, ...]
         actions.append(CommandItem.open_key.remove())
     if result is not None:
         actions.append(CommandItem.result.set(result))
-    return applied(lambda: CommandItem(command_id).update(actions=actions,
-                                                          condition=CommandItem.state.is_in(*from_states)))
+    return update_if(CommandItem(command_id), actions, CommandItem.state.is_in(*from_states))
 
 
 def open_commands(now_iso: str, limit: int = 500) -> list[str]:
@@ -404,12 +446,140 @@ def expired_commands(now_iso: str, limit: int = 500) -> list[str]:
     return [i.command_id for i in CommandItem.by_open.query("OPEN", CommandItem.expires_at < now_iso, limit=limit)]
 
 
-def clear_relay_command(meter_id: str, command_id: str, relay_state: str | None) -> None:
-    """The meter's outstanding relay command finished: forget it and record the verified state."""
+def clear_relay_command(meter_id: str, command_id: str, relay_state: str | None, seen_at: str = "") -> None:
+    """The meter's outstanding relay command finished: forget it and record the state the
+    meter's read-back reported (never one it did not report)."""
     actions = [MeterItem.relay_command_id.remove()]
     if relay_state:
-        actions.append(MeterItem.relay_state.set(relay_state))
-    done = applied(lambda: MeterItem(meter_id).update(actions=actions,
-                                                      condition=MeterItem.relay_command_id == command_id))
-    if not done and relay_state:  # a newer command is outstanding; still record what the meter said
-        set_relay_state(meter_id, relay_state)
+        actions.append(MeterItem.relay_attempts.set(0))  # the meter answered: a streak of failures ends
+    update_if(MeterItem(meter_id), actions, MeterItem.relay_command_id == command_id)
+    if relay_state:
+        record_relay(meter_id, relay_state, seen_at)
+
+
+def record_relay(meter_id: str, relay_state: str, seen_at: str) -> bool:
+    """Record a read-back relay state unless a newer read-back is already recorded."""
+    cond = MeterItem.meter_id.exists()
+    if seen_at:
+        cond &= MeterItem.relay_seen_at.does_not_exist() | (MeterItem.relay_seen_at <= seen_at)
+    return update_if(MeterItem(meter_id), [MeterItem.relay_state.set(relay_state), MeterItem.relay_seen_at.set(seen_at)],
+                     cond)
+
+
+def reset_relay_attempts(meter_id: str) -> None:
+    update_item(MeterItem(meter_id), [MeterItem.relay_attempts.set(0)], MeterItem.meter_id.exists())
+
+
+def purchase_applied(meter_id: str, count: int) -> None:
+    """Purchase `count` is on the meter: it becomes the last applied one and, if it was the
+    pending one, nothing is pending any more."""
+    set_purchase_expected(meter_id, count)
+    update_if(MeterItem(meter_id), [MeterItem.purchase_pending.remove(), MeterItem.purchase_pending_amount.remove()],
+              MeterItem.purchase_pending <= count)
+
+
+# --- supply checks (the reconciler's work list) ----------------------------------------
+
+
+def flag_supply(account_id: str, at: str, token: str) -> None:
+    """Ask the reconciler to look at an account's supply at `at` (or earlier if asked)."""
+    update_item(
+        AccountItem(account_id),
+        [AccountItem.supply_check.set("Y"), AccountItem.supply_check_at.set(at), AccountItem.supply_token.set(token)],
+        AccountItem.account_id.exists(),
+    )
+
+
+def supply_check(account_id: str) -> tuple[str, str] | None:
+    """(token, due at) of an account's pending supply check, None if there is none."""
+    try:
+        i = AccountItem.get(account_id, consistent_read=True, attributes_to_get=["supply_check", "supply_token",
+                                                                                  "supply_check_at"])
+    except AccountItem.DoesNotExist:
+        return None
+    return (i.supply_token or "", i.supply_check_at or "") if i.supply_check else None
+
+
+def settle_supply_check(account_id: str, token: str, next_at: str | None) -> bool:
+    """Clear the check (next_at None) or move it to next_at, unless somebody flagged the
+    account again meanwhile (the token changed): then their flag stands."""
+    if next_at is None:
+        actions = [AccountItem.supply_check.remove(), AccountItem.supply_check_at.remove(),
+                   AccountItem.supply_token.remove()]
+    else:
+        actions = [AccountItem.supply_check_at.set(next_at)]
+    return update_if(AccountItem(account_id), actions, AccountItem.supply_token == token)
+
+
+def due_supply_checks(now_iso: str, limit: int = 500) -> list[str]:
+    return [i.account_id for i in AccountItem.by_supply_check.query("Y", AccountItem.supply_check_at <= now_iso,
+                                                                    limit=limit)]
+
+
+# --- the rating carry outside a reading (approved anomalies; readings and rating) -------
+
+
+def _carry_is(c: RatingCarry):
+    """The meter's stored rating carry is c (an absent attribute reads as its default)."""
+
+    def same(attr, value: str, default: str):
+        cond = attr == value
+        return cond | attr.does_not_exist() if value == default else cond
+
+    return (same(MeterItem.carry_fen, str(c.remainder_fen), "0") & same(MeterItem.cycle, c.cycle, "")
+            & same(MeterItem.cycle_usage, str(c.cycle_usage), "0"))
+
+
+class _MeterAlsoIf:
+    """A transaction seen through which the meter's update also requires `condition`."""
+
+    def __init__(self, tx: Tx, condition) -> None:
+        self._tx, self._condition = tx, condition
+
+    def update(self, model, actions: list, condition=None, *, tag: str = "") -> None:
+        if tag == METER_TAG:
+            condition = self._condition if condition is None else condition & self._condition
+        self._tx.update(model, actions, condition, tag=tag)
+
+    def __getattr__(self, name: str):
+        return getattr(self._tx, name)
+
+
+@dataclass(frozen=True)
+class RatedMeterUpdate(MeterUpdate):
+    """A MeterUpdate that also requires the rating carry it was planned on: an approved
+    anomaly moves the carry without moving the baseline seq, possibly from another
+    process, and a reading planned on the old carry must fail (and be planned again)
+    rather than overwrite it."""
+
+    expected_carry: RatingCarry | None = None
+
+    def add_to(self, tx: Tx) -> None:
+        super().add_to(tx if self.expected_carry is None else _MeterAlsoIf(tx, _carry_is(self.expected_carry)))
+
+
+def add_carry(tx: Tx, meter_id: str, expected: RatingCarry, carry: RatingCarry) -> None:
+    """Move a meter's rating carry from `expected` to `carry` (not for a retired meter)."""
+    tx.update(
+        MeterItem(meter_id),
+        [MeterItem.carry_fen.set(str(carry.remainder_fen)), MeterItem.cycle.set(carry.cycle),
+         MeterItem.cycle_usage.set(str(carry.cycle_usage))],
+        MeterItem.meter_id.exists() & (MeterItem.retired != True) & _carry_is(expected),  # noqa: E712
+        tag=METER_TAG,
+    )
+
+
+def add_event_decision(tx: Tx, scope: str, event_id: str, expected: str, status: str, by: str,
+                       data: dict[str, str | int]) -> None:
+    """Decide an event (status expected -> status) with who decided and what came of it."""
+    actions = [EventItem.status.set(status), EventItem.data["decided_by"].set(by)]
+    actions += [EventItem.data[k].set(v) for k, v in data.items()]
+    tx.update(EventItem(scope, event_id), actions, EventItem.status == expected, tag=f"decision:{event_id}")
+
+
+def commit_ops(ops: Iterable) -> list | None:
+    """One transaction of the given `op(tx)` writers: None if applied, else the failures."""
+    tx = Tx()
+    for op in ops:
+        op(tx)
+    return tx.commit()

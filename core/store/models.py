@@ -126,6 +126,15 @@ class AccountsByCutDue(GlobalSecondaryIndex):
     cut_due_at = UnicodeAttribute(range_key=True)
 
 
+class AccountsBySupplyCheck(GlobalSecondaryIndex):
+    """Sparse: only accounts whose supply (relays, meter-side money) must be looked at
+    carry supply_check ("Y"), due at supply_check_at."""
+
+    Meta = _index_meta("by_supply_check", KeysOnlyProjection())
+    supply_check = UnicodeAttribute(hash_key=True)
+    supply_check_at = UnicodeAttribute(range_key=True)
+
+
 class AccountItem(_Base):
     Meta = _meta("accounts")
     account_id = UnicodeAttribute(hash_key=True)
@@ -151,10 +160,15 @@ class AccountItem(_Base):
     cut_state = UnicodeAttribute(default="none")
     cut_due_at = UnicodeAttribute(null=True)
     cut_pending = UnicodeAttribute(null=True)
+    # supply reconciliation: set with every change of intent, cleared once meters agree
+    supply_check = UnicodeAttribute(null=True)
+    supply_check_at = UnicodeAttribute(null=True)
+    supply_token = UnicodeAttribute(null=True)
     by_building = AccountsByBuilding()
     by_tenant = AccountsByTenant()
     by_property_balance = AccountsByPropertyBalance()
     by_cut_due = AccountsByCutDue()
+    by_supply_check = AccountsBySupplyCheck()
 
 
 # --- meters ---------------------------------------------------------------------------
@@ -216,10 +230,17 @@ class MeterItem(_Base):
     online_key = UnicodeAttribute(null=True)
     relay_command_id = UnicodeAttribute(null=True)
     desired_relay = UnicodeAttribute(null=True)
+    relay_seen_at = UnicodeAttribute(null=True)  # when relay_state was last read back
+    relay_seq = NumberAttribute(default=0)  # relay commands ever issued (makes ids fresh)
+    relay_attempts = NumberAttribute(default=0)  # failed attempts in the current streak
+    relay_last_try = UnicodeAttribute(null=True)
     # meter-side billing mirror
     meter_balance = NumberAttribute(null=True)
     purchase_count = NumberAttribute(null=True)
-    purchase_expected = NumberAttribute(default=0)
+    purchase_expected = NumberAttribute(default=0)  # the last purchase known applied
+    purchase_pending = NumberAttribute(null=True)  # purchase issued, outcome not known yet
+    purchase_pending_amount = NumberAttribute(null=True)
+    purchase_attempt = NumberAttribute(default=0)
     retired = BooleanAttribute(default=False)
     replaced_by = UnicodeAttribute(null=True)
     by_account = MetersByAccount()
@@ -397,6 +418,14 @@ class RefundsByOrder(GlobalSecondaryIndex):
     created_at = UnicodeAttribute(range_key=True)
 
 
+class RefundsProcessing(GlobalSecondaryIndex):
+    """Sparse: only PROCESSING refunds carry processing_key (the sweep's work list)."""
+
+    Meta = _index_meta("by_processing", KeysOnlyProjection())
+    processing_key = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class RefundItem(_Base):
     Meta = _meta("refunds")
     out_refund_no = UnicodeAttribute(hash_key=True)
@@ -409,7 +438,9 @@ class RefundItem(_Base):
     actor = UnicodeAttribute()
     created_at = UnicodeAttribute()
     refund_id = UnicodeAttribute(null=True)
+    processing_key = UnicodeAttribute(null=True)
     by_order = RefundsByOrder()
+    by_processing = RefundsProcessing()
 
 
 ALL_MODELS: tuple[type[Model], ...] = (

@@ -108,3 +108,46 @@ def test_protection_settings_round_trip_and_validation():
     assert c.ProtectionSettings.from_dict(s.to_dict()) == s
     with pytest.raises(ValidationError):
         c.ProtectionSettings.from_dict({"night": ["25:00", "07:00"]})
+
+
+# --- supply as reconciled state ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cut_state", "mode", "keep", "retired", "intended"), [
+    ("cut", "cloud", False, False, "open"),
+    ("cut", "cloud", True, False, "closed"),  # a keep-supply meter stays on
+    ("pending", "cloud", False, False, "closed"),  # a pending cut has not happened yet
+    ("none", "cloud", False, False, "closed"),
+    ("cut", "meter", False, False, None),  # a meter that keeps the money switches itself
+    ("cut", "cloud", False, True, None),  # a replaced meter is gone
+])
+def test_intended_relay(cut_state, mode, keep, retired, intended):
+    assert c.intended_relay(cut_state, mode, keep, retired) == intended
+
+
+@pytest.mark.parametrize(("intended", "reported", "needed"), [
+    ("open", "closed", True), ("closed", "open", True), ("open", "open", False), ("closed", "closed", False),
+    ("closed", "unknown", False),  # the next poll will tell; nothing to switch on blindly
+    ("open", "unknown", True),  # a cut account must be cut
+    (None, "closed", False),
+])
+def test_needs_command(intended, reported, needed):
+    assert c.needs_command(intended, reported) is needed
+
+
+def test_retry_backoff_grows_and_stays_bounded():
+    delays = [c.retry_delay(n) for n in range(0, 10)]
+    assert delays[:5] == [timedelta(0), timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=5),
+                          timedelta(minutes=10)]
+    assert delays[7:] == [timedelta(hours=1)] * 3
+
+
+def test_command_ids_are_fresh_per_attempt_and_stable_per_attempt():
+    a1 = c.relay_command_id("m1", "TRIP", 1)
+    assert a1 == c.relay_command_id("m1", "TRIP", 1)
+    assert len({a1, c.relay_command_id("m1", "TRIP", 2), c.relay_command_id("m2", "TRIP", 1),
+                c.relay_command_id("m1", "CLOSE", 1)}) == 4
+    assert a1.startswith("trip-")
+    r = c.recharge_command_id("m1", 3, 1)
+    assert r.startswith("recharge-") and r != c.recharge_command_id("m1", 3, 2)
+    assert c.purchase_entry_id("m1", 3) == "meter:m1:3"
