@@ -39,11 +39,14 @@ test: deps
 soak: $(VENV)/.installed
 	FEIKONG_SOAK=1 bash infra/run_tests.sh tests/integration/test_ledger_concurrency.py -k soak
 
+## make bench: every benchmark, each on its own emulator; fails if any misses a target (all still run)
 bench: $(VENV)/.installed
-	bash infra/with_stack.sh $(PY) bench/ledger.py
-	bash infra/with_stack.sh $(PY) bench/ingest.py
-	bash infra/with_stack.sh $(PY) bench/webhook.py
-	$(PY) bench/bus.py
+	@failed=""; \
+	for b in ledger ingest webhook pay_to_power; do \
+		bash infra/with_stack.sh $(PY) bench/$$b.py || failed="$$failed $$b"; \
+	done; \
+	$(PY) bench/bus.py || failed="$$failed bus"; \
+	if [ -n "$$failed" ]; then echo "make bench: missed a target or failed:$$failed" >&2; exit 1; fi
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

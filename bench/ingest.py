@@ -6,8 +6,9 @@ DynamoDB requests per reading as the emulator counted them. Rounds alternate.
 
     .venv/bin/python bench/ingest.py [--rounds 5] [--per-round 300] [--meters 20]
 
-Targets: ratio >= 0.7 of the raw rate; <= 1.2 DynamoDB requests per reading.
-The last line is one JSON object.
+Targets: ratio >= 0.7 of the raw rate; <= 1.2 DynamoDB requests per reading; every
+balance equals the sum of its entries. The last line is one JSON object
+(bench/report.py); the exit code is 3 when a target is missed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import finish  # noqa: E402
 from infra.local import dynamodb_request_counts, emulator_for_script  # noqa: E402
 
 PLAN = {"plan_id": "bench-flat", "name": "压测平价", "utility": "electricity",
@@ -173,10 +175,11 @@ def run(args) -> int:
     print(f"ratio consumer/raw:        {ratio:.3f}  (target >= 0.7)")
     print(f"DynamoDB requests/reading: {per_reading:.3f}  (target <= 1.2)")
     print(f"balances == sum(entries):  {exact}")
-    print(json.dumps({"bench": "ingest", "ratio": round(ratio, 3), "requests_per_reading": round(per_reading, 3),
-                      "consumer_per_second": round(c_rate, 1), "raw_per_second": round(r_rate, 1), "readings": n,
-                      "balances_exact": exact, "pass": ratio >= 0.7 and per_reading <= 1.2 and exact}))
-    return 0
+    return finish({"bench": "ingest", "ratio": round(ratio, 3), "requests_per_reading": round(per_reading, 3),
+                   "consumer_per_second": round(c_rate, 1), "raw_per_second": round(r_rate, 1), "readings": n,
+                   "balances_exact": exact},
+                  {"ratio": (">= 0.7", ratio >= 0.7), "requests_per_reading": ("<= 1.2", per_reading <= 1.2),
+                   "balances_exact": ("true", exact)})
 
 
 if __name__ == "__main__":

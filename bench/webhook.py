@@ -7,13 +7,20 @@ every order was credited exactly once.
 
     .venv/bin/python bench/webhook.py [--notifications 1000] [--duplicates 0.3]
 
-The p99 must stay far below WeChat Pay's 5-second timeout. Last line: one JSON object.
+Targets (the last line is one JSON object, bench/report.py; exit code 3 when one is missed):
+- ratio webhook/raw >= 0.5. A notification costs the order read and the transaction
+  (2 DynamoDB requests, counted by the emulator and printed) where the raw path issues
+  the transaction alone, so about half the raw rate is the ceiling when requests cost
+  alike; 0.5 means our own work (signature check, AES-GCM, parsing, planning) costs no
+  more than the one read.
+- p99 <= 500 ms: WeChat Pay gives up on an answer after 5 s and retries; a tenth of it
+  leaves room for a cold Lambda and a real network.
+- every order credited exactly once, duplicates included.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -24,7 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infra.local import emulator_for_script  # noqa: E402
+from bench.report import finish, percentile  # noqa: E402
+from infra.local import dynamodb_request_counts, emulator_for_script  # noqa: E402
+
+TARGET_RATIO, TARGET_P99_MS = 0.5, 500.0
 
 
 def main() -> int:
@@ -78,6 +88,7 @@ def run(args, stack) -> int:
     rng.shuffle(stream)
 
     latencies = []
+    requests_before = sum(dynamodb_request_counts().values())
     t0 = time.perf_counter()
     for headers, body in stream:
         t = time.perf_counter()
@@ -86,6 +97,7 @@ def run(args, stack) -> int:
         latencies.append(time.perf_counter() - t)
         assert result["statusCode"] == 200, result
     hook_time = time.perf_counter() - t0
+    per_notification = (sum(dynamodb_request_counts().values()) - requests_before) / len(stream)
 
     # the same DynamoDB transaction, raw: ledger entry + account + order, duplicates included
     client = boto3.client("dynamodb")
@@ -142,18 +154,22 @@ def run(args, stack) -> int:
         == 1 + sum(1 for _, x, _ in orders if x == a) for a, total in expected.items())
     n = len(stream)
     per_second, raw_per_second = n / hook_time, n / raw_time
-    lat = sorted(latencies)
-    p50, p99 = statistics.median(lat) * 1000, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    p50, p99 = statistics.median(latencies) * 1000, percentile(latencies, 99) * 1000
+    ratio = per_second / raw_per_second
     print(f"notifications: {n} ({n - unique} duplicates), orders: {unique}, accounts: {len(accounts)}")
-    print(f"webhook handler:           {per_second:8.1f} notifications/s   p50 {p50:.1f} ms   p99 {p99:.1f} ms")
+    print(f"webhook handler:           {per_second:8.1f} notifications/s   p50 {p50:.1f} ms   p99 {p99:.1f} ms"
+          f"  (target <= {TARGET_P99_MS:g} ms)")
     print(f"raw TransactWrite:         {raw_per_second:8.1f} transactions/s")
-    print(f"ratio webhook/raw:         {per_second / raw_per_second:.3f}")
+    print(f"DynamoDB requests/notification: {per_notification:.2f}")
+    print(f"ratio webhook/raw:         {ratio:.3f}  (target >= {TARGET_RATIO})")
     print(f"credited exactly once:     {exactly_once}")
-    print(json.dumps({"bench": "webhook", "per_second": round(per_second, 1), "p50_ms": round(p50, 1),
-                      "p99_ms": round(p99, 1), "ratio": round(per_second / raw_per_second, 3),
-                      "raw_per_second": round(raw_per_second, 1), "notifications": n,
-                      "credited_exactly_once": exactly_once}))
-    return 0
+    return finish({"bench": "webhook", "per_second": round(per_second, 1), "p50_ms": round(p50, 1),
+                   "p99_ms": round(p99, 1), "ratio": round(ratio, 3), "raw_per_second": round(raw_per_second, 1),
+                   "requests_per_notification": round(per_notification, 2), "notifications": n,
+                   "credited_exactly_once": exactly_once},
+                  {"ratio": (f">= {TARGET_RATIO}", ratio >= TARGET_RATIO),
+                   "p99_ms": (f"<= {TARGET_P99_MS:g}", p99 <= TARGET_P99_MS),
+                   "credited_exactly_once": ("true", exactly_once)})
 
 
 if __name__ == "__main__":

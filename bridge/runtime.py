@@ -27,6 +27,7 @@ from core.domain import messages
 log = logging.getLogger("feikong.bridge")
 Clock = Callable[[], datetime]
 BACKOFF_MAX_CYCLES = 32
+RECEIVE_WAIT_SECONDS = 20  # SQS long poll: the longest wait SQS allows
 
 
 def utcnow() -> datetime:
@@ -119,6 +120,9 @@ class BusWorker:
         r = {"meter_id": m.cfg.meter_id, "seq": seq, "read_at": m.last_read, "total": str(values["total"])}
         if regs:
             r["registers"] = regs
+        relay = m.profile.supply(values)
+        if relay:  # the relay state read back with the poll: what the cloud reconciles against
+            r["relay_state"] = relay
         if m.cfg.meter_side and "balance" in values:
             r["balance"] = int(values["balance"])
             r["purchase_count"] = int(values.get("purchase_count", 0))
@@ -244,6 +248,7 @@ class Bridge:
         self.workers: dict[str, BusWorker] = {}
         self.bus_of: dict[str, str] = {m.meter_id: b.name for b, m in config.meters()}
         self.stop_event = threading.Event()
+        self._outbox_ready = threading.Event()  # set by put(): the sender wakes at once, not on a timer
         self.status = {"last_send": "", "send_error": "", "started": ""}
         self._high_alarm = False
 
@@ -253,6 +258,7 @@ class Bridge:
         msg = messages.sign(messages.envelope(kind, self.config.site_id, uuid.uuid4().hex, self.clock(), **body),
                             self.config.secret)
         self.outbox.put(kind, msg, seq_updates=seq_updates, command=command)
+        self._outbox_ready.set()
         if self.outbox.high() and not self._high_alarm:
             self._high_alarm = True
             self.event("", "outbox_high", f"outbox at {self.outbox.depth()} of {self.outbox.capacity}")
@@ -290,8 +296,9 @@ class Bridge:
                 sent = self.send_once()
                 self.status["send_error"] = ""
                 delay = 0.5
-                if not sent:
-                    self.stop_event.wait(0.2)
+                if not sent:  # idle: sleep until something is put (or a second, to re-check)
+                    self._outbox_ready.wait(1.0)
+                    self._outbox_ready.clear()
             except Exception as e:  # the cloud is unreachable: keep everything, back off
                 self.status["send_error"] = repr(e)[:200]
                 self.stop_event.wait(delay)
@@ -300,16 +307,21 @@ class Bridge:
     # -- commands --------------------------------------------------------------------------
 
     def receiver(self) -> None:
+        """Long-poll the site's down queue. Each call waits up to RECEIVE_WAIT_SECONDS and
+        returns as soon as a command arrives, so a command is handed to its bus at once
+        (no timer in between), and an idle site costs three requests a minute."""
         delay = 1.0
         while not self.stop_event.is_set():
             try:
                 resp = self.sqs.receive_message(QueueUrl=self.config.down_queue_url, MaxNumberOfMessages=10,
-                                                WaitTimeSeconds=2)
+                                                WaitTimeSeconds=RECEIVE_WAIT_SECONDS)
                 delay = 1.0
             except Exception:
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, 30.0)
                 continue
+            if self.stop_event.is_set():
+                return  # stopping: what this poll took comes back after the queue's visibility timeout
             for qm in resp.get("Messages", []):
                 self.accept(qm["Body"], qm["ReceiptHandle"])
 
@@ -340,7 +352,10 @@ class Bridge:
         if bus is None or self.loop is None:
             return "unknown"
         worker = self.workers[bus]
-        self.loop.call_soon_threadsafe(worker.commands.put_nowait, (cmd, receipt))
+        try:
+            self.loop.call_soon_threadsafe(worker.commands.put_nowait, (cmd, receipt))
+        except RuntimeError:  # the bridge's loop has ended: the queue redelivers it later
+            return "unknown"
         return "queued"
 
     def delete_command(self, receipt: str) -> None:
@@ -387,8 +402,9 @@ class Bridge:
             for w in self.workers.values():
                 if w.client is not None:
                     w.client.close()
-            for t in threads:
-                t.join(timeout=5)
+            # the receiver may be inside a long poll (up to RECEIVE_WAIT_SECONDS): it is a
+            # daemon thread that checks stop_event when the poll returns, so it is not waited for
+            threads[0].join(timeout=5)
 
     async def _watch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -404,3 +420,4 @@ class Bridge:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self._outbox_ready.set()

@@ -1,4 +1,8 @@
-"""The benchmark scripts keep running (their speed targets live in the scripts, not here)."""
+"""The benchmark scripts keep running and stay correct at a small size. Speed is not
+checked here (a small run on a busy machine proves nothing about it; `make bench` does):
+a bench exits 0 when it meets its targets and 3 (bench/report.py MISSED) when one is
+missed, so either is accepted, and the correctness fields of the last JSON line are
+asserted instead."""
 
 import json
 import os
@@ -6,47 +10,50 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.report import MISSED
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_ledger_bench_runs_and_ends_with_its_json_line(aws):
-    proc = subprocess.run(
-        [sys.executable, "bench/ledger.py", "--rounds", "1", "--per-round", "30", "--accounts", "3"],
-        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+def run_bench(*argv: str, timeout: int = 300) -> dict:
+    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode in (0, MISSED), proc.stdout[-3000:] + proc.stderr[-3000:]
     last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert last["pass"] is (proc.returncode == 0) and last["pass"] is (not last["missed"])
+    assert last["targets"]  # every bench states what it is held to
+    return last
+
+
+def test_ledger_bench_runs_and_ends_with_its_json_line(aws):
+    last = run_bench("bench/ledger.py", "--rounds", "1", "--per-round", "30", "--accounts", "3")
     assert last["bench"] == "ledger" and last["postings"] == 30
     assert last["balances_exact"] is True
-    assert last["ratio"] > 0
+    assert last["cpu_ms_per_posting"]["service"] > 0 and last["cpu_ms_per_posting"]["raw"] > 0
 
 
 def test_ingest_bench_runs_and_ends_with_its_json_line(aws):
-    proc = subprocess.run(
-        [sys.executable, "bench/ingest.py", "--rounds", "1", "--per-round", "20", "--meters", "4"],
-        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    last = run_bench("bench/ingest.py", "--rounds", "1", "--per-round", "20", "--meters", "4")
     assert last["bench"] == "ingest" and last["readings"] == 20
-    assert last["balances_exact"] is True and last["requests_per_reading"] > 0
+    assert last["balances_exact"] is True
 
 
 def test_webhook_bench_runs_and_ends_with_its_json_line(aws):
-    proc = subprocess.run(
-        [sys.executable, "bench/webhook.py", "--notifications", "40", "--accounts", "4"],
-        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    last = run_bench("bench/webhook.py", "--notifications", "40", "--accounts", "4")
     assert last["bench"] == "webhook" and last["notifications"] == 40
-    assert last["credited_exactly_once"] is True and last["p99_ms"] > 0
+    assert last["credited_exactly_once"] is True
 
 
 def test_bus_bench_runs_and_ends_with_its_json_line():
-    proc = subprocess.run([sys.executable, "bench/bus.py", "--meters", "4", "--cycles", "1"], cwd=ROOT,
-                          env=dict(os.environ), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    last = run_bench("bench/bus.py", "--meters", "4", "--cycles", "1")
     assert last["bench"] == "bus" and last["meters"] == 4 and last["failures"] == 0
     assert last["ratio"] >= 1.0  # never faster than the wire allows
+
+
+def test_pay_to_power_bench_closes_the_relay_and_credits_once(aws):
+    last = run_bench("bench/pay_to_power.py", "--trials", "3", "--floor-samples", "3", timeout=120)
+    assert last["bench"] == "pay_to_power" and last["trials"] == 3
+    assert last["credited_exactly_once"] is True and last["relay_closed_and_reported"] is True
+    assert last["errors"] == 0
+    # never faster than the two hops it cannot avoid
+    assert last["p50_ms"] >= last["floor_sqs_ms"] + last["floor_modbus_ms"] * 0.9
