@@ -269,6 +269,13 @@ RECONCILE_BACKOFF = (
     timedelta(minutes=30), timedelta(hours=1),
 )
 ALARM_AFTER_ATTEMPTS = 3
+RECHECK_LIVE = timedelta(minutes=2)  # how soon to look again at an account whose command is on its way
+
+
+def next_look(now: datetime, expires_at: str) -> datetime:
+    """When to look again at a meter whose command is live: soon (its result usually
+    settles it, and a success does not flag the account again), at the latest when it expires."""
+    return min(now + RECHECK_LIVE, datetime.fromisoformat(expires_at))
 
 
 def intended_relay(cut_state: str, billing_mode: str, meter_keep_supply: bool, retired: bool) -> str | None:
@@ -283,6 +290,11 @@ def intended_relay(cut_state: str, billing_mode: str, meter_keep_supply: bool, r
 
 def relay_op(intended: str) -> str:
     return TRIP if intended == OPEN_RELAY else CLOSE
+
+
+def relay_target(op: str) -> str | None:
+    """The relay state a relay command orders."""
+    return {TRIP: OPEN_RELAY, CLOSE: CLOSED_RELAY}.get(op)
 
 
 def needs_command(intended: str | None, reported: str) -> bool:

@@ -215,7 +215,10 @@ class Control:
             # what the meter read back is recorded whatever became of the command (a late
             # result of an expired command still tells the truth about the relay)
             store.clear_relay_command(c.meter_id, c.command_id, relay, reported_at)
-            self.supply_changed(c.account_id)
+            if status != policy.APPLIED or relay != policy.relay_target(c.op):
+                # the meter is not where the order meant it to be: the reconciler looks (an
+                # intent that changed since the order flagged the account when it changed)
+                self.supply_changed(c.account_id)
         if c.op == policy.RECHARGE:
             self._purchase_result(c, status, msg)
         log.info("command result", command_id=c.command_id, status=status, relay_state=relay, recorded=moved)
@@ -245,11 +248,11 @@ class Control:
             return []
         op = policy.TRIP if decision.trip_now else policy.CLOSE
         out = []
-        for m in dstore.meters_of_account(state.account_id):
+        for m in store.meters_of_account(state.account_id):
             intended = policy.intended_relay(decision.cut_state, m.billing_mode, m.keep_supply, m.retired)
             if intended is None or policy.relay_op(intended) != op:  # keep-supply meters are not tripped
                 continue
-            out.append(self.issue(m.meter_id, op, cause, "control", attempts=1))
+            out.append(self._issue_relay(m, op, cause, "control", 1))
         return out
 
     def credit(self, extras=(), **fields) -> Entry:
@@ -308,9 +311,8 @@ class Control:
         cut_state = state.control.get("cut_state") or policy.CUT_NONE
         waits: list[datetime] = []
         money_done = False
-        for meter in dstore.meters_of_account(account_id):
-            m = store.load_meter(meter.meter_id)
-            if m is None or m.retired:
+        for m in store.meters_of_account(account_id):
+            if m.retired:
                 continue
             if m.billing_mode == "meter":
                 if not money_done:  # one meter per account keeps the money
@@ -335,19 +337,19 @@ class Control:
         live = self.live_relay(m)
         if not policy.needs_command(intended, m.relay_state):
             if live is not None and live.op != op:  # an order of an older intent is still out: overrule it
-                return datetime.fromisoformat(self.issue(m.meter_id, op, "reconcile", "control", attempts=1).expires_at)
+                return policy.next_look(now, self._issue_relay(m, op, "reconcile", "control", 1).expires_at)
             if m.relay_attempts:
                 store.reset_relay_attempts(m.meter_id)
             return None
         if live is not None and live.op == op:
-            return datetime.fromisoformat(live.expires_at)
+            return policy.next_look(now, live.expires_at)
         same_streak = m.desired_relay == intended  # the last order was for this same intent
         if same_streak and m.relay_last_try and m.relay_attempts:
             due = datetime.fromisoformat(m.relay_last_try) + policy.retry_delay(m.relay_attempts)
             if due > now:
                 return due
         attempts = m.relay_attempts + 1 if same_streak else 1
-        command = self.issue(m.meter_id, op, f"reconcile:{attempts}", "control", attempts=attempts)
+        command = self._issue_relay(m, op, f"reconcile:{attempts}", "control", attempts)
         if attempts == policy.ALARM_AFTER_ATTEMPTS + 1:
             store.put_event({
                 "scope": f"meter#{m.meter_id}", "event_id": f"supply_stuck:{command.command_id}",
@@ -358,7 +360,7 @@ class Control:
             })
             log.warning("supply does not converge", meter_id=m.meter_id, intended=intended, reported=m.relay_state,
                         attempts=attempts - 1)
-        return datetime.fromisoformat(command.expires_at)
+        return policy.next_look(now, command.expires_at)
 
     def _reconcile_money(self, state: AccountState, m: MeterContext, now: datetime) -> datetime | None:
         """Meter-side billing: the platform balance is money on its way to the meter. Send
@@ -367,7 +369,7 @@ class Control:
             count, amount, attempt = m.purchase_pending, int(m.purchase_pending_amount or 0), m.purchase_attempt
             last = store.get_command(policy.recharge_command_id(m.meter_id, count, attempt))
             if last is not None and last.state in policy.OPEN_STATES and last.expires_at > format_time(now):
-                return datetime.fromisoformat(last.expires_at)
+                return policy.next_look(now, last.expires_at)
             if last is not None:
                 due = datetime.fromisoformat(last.issued_at) + policy.retry_delay(attempt)
                 if due > now:
@@ -391,7 +393,7 @@ class Control:
                      amount=amount, attempt=attempt)
         elif outcome == "retry":  # another process moved the purchase meanwhile: look again soon
             return self.clock()
-        return datetime.fromisoformat(command.expires_at)
+        return policy.next_look(self.clock(), command.expires_at)
 
     # -- admin settings --------------------------------------------------------------
 

@@ -103,6 +103,12 @@ def load_meter(meter_id: str) -> MeterContext | None:
         return None
 
 
+def meters_of_account(account_id: str) -> list[MeterContext]:
+    """Every meter of an account as control sees it (one query, one consistent batch read)."""
+    ids = [i.meter_id for i in MeterItem.by_account.query(account_id)]
+    return [_context(i) for i in MeterItem.batch_get(ids, consistent_read=True)] if ids else []
+
+
 def meter_from_raw(raw: dict) -> MeterContext:
     return _context(MeterItem.from_raw_data(raw))
 
@@ -449,21 +455,28 @@ def expired_commands(now_iso: str, limit: int = 500) -> list[str]:
 def clear_relay_command(meter_id: str, command_id: str, relay_state: str | None, seen_at: str = "") -> None:
     """The meter's outstanding relay command finished: forget it and record the state the
     meter's read-back reported (never one it did not report)."""
-    actions = [MeterItem.relay_command_id.remove()]
-    if relay_state:
-        actions.append(MeterItem.relay_attempts.set(0))  # the meter answered: a streak of failures ends
-    update_if(MeterItem(meter_id), actions, MeterItem.relay_command_id == command_id)
+    outstanding = MeterItem.relay_command_id == command_id
+    if relay_state:  # the common case in one write: forget the command, record what it read back
+        actions = [MeterItem.relay_command_id.remove(), MeterItem.relay_attempts.set(0),
+                   MeterItem.relay_state.set(relay_state), MeterItem.relay_seen_at.set(seen_at)]
+        if update_if(MeterItem(meter_id), actions, outstanding & _not_older(seen_at)):
+            return
+    update_if(MeterItem(meter_id), [MeterItem.relay_command_id.remove()], outstanding)
     if relay_state:
         record_relay(meter_id, relay_state, seen_at)
 
 
-def record_relay(meter_id: str, relay_state: str, seen_at: str) -> bool:
-    """Record a read-back relay state unless a newer read-back is already recorded."""
+def _not_older(seen_at: str):
     cond = MeterItem.meter_id.exists()
     if seen_at:
         cond &= MeterItem.relay_seen_at.does_not_exist() | (MeterItem.relay_seen_at <= seen_at)
+    return cond
+
+
+def record_relay(meter_id: str, relay_state: str, seen_at: str) -> bool:
+    """Record a read-back relay state unless a newer read-back is already recorded."""
     return update_if(MeterItem(meter_id), [MeterItem.relay_state.set(relay_state), MeterItem.relay_seen_at.set(seen_at)],
-                     cond)
+                     _not_older(seen_at))
 
 
 def reset_relay_attempts(meter_id: str) -> None:

@@ -136,6 +136,7 @@ def test_a_second_delayed_cut_trips_again(aws, monkeypatch):
     assert [c["op"] for c in second] == ["TRIP"]
     assert second[0]["command_id"] != first[0]["command_id"]
     assert rig.relay(meter) == "open"
+    rig.clock.advance(minutes=3)  # the next look after a command settles
     rig.tick()
     assert rig.checked(acct)
 
@@ -159,6 +160,7 @@ def test_close_that_expires_while_the_site_is_offline_is_sent_again(rig):
     assert mstore.get_command(first.command_id).state == "expired"
     assert mstore.get_command(second.command_id).state == "applied"
     assert rig.relay(meter) == "closed"
+    rig.clock.advance(minutes=3)  # the next look after a command settles
     rig.tick()
     assert rig.checked(acct)
 
@@ -187,6 +189,7 @@ def test_silent_meter_is_retried_with_backoff_then_alarms_then_converges(rig):
     rig.tick()
     assert [c["op"] for c in rig.site_runs()] == ["CLOSE"]
     assert rig.relay(meter) == "closed"
+    rig.clock.advance(minutes=3)  # the next look after a command settles
     rig.tick()
     assert rig.checked(acct)
     assert mstore.load_meter(meter).relay_attempts == 0
@@ -285,6 +288,7 @@ def test_keep_supply_meter_and_meter_side_meters_are_not_tripped(rig):
     rig.tick()
     assert rig.site_runs() == []
     assert rig.relay(kept) == "closed" and rig.relay(other) == "open"
+    rig.clock.advance(minutes=3)  # the next look after a command settles
     rig.tick()
     assert rig.checked(acct)
 
@@ -319,6 +323,7 @@ def test_a_late_recharge_result_moves_the_money_once(rig):
     rig.pay(acct, 1000, "ms-2")
     assert [(c["args"]) for c in rig.site_runs()] == [{"amount": 1000, "purchase_count": 2}]
     assert money(rig, acct, meter) == (0, 6000)
+    rig.clock.advance(minutes=3)  # the next look after a command settles
     rig.tick()
     assert rig.checked(acct)
     assert LedgerService().verify(acct)["ok"]
