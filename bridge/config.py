@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import yaml
 
 from bridge.profiles import PROFILE_DIR, ProfileError, load_profile
-from core.domain.naming import id_problem
+from core.protocol.ids import id_problem
 
 
 class ConfigError(ValueError):
@@ -45,7 +45,7 @@ class BusConfig:
 @dataclass(frozen=True)
 class Config:
     site_id: str
-    secret: str
+    secret: str  # signs what the bridge sends; verifies commands
     region: str
     uplink_queue_url: str
     down_queue_url: str
@@ -57,6 +57,11 @@ class Config:
     send_batch: int = 10
     profile_dir: Path = PROFILE_DIR
     extra: dict = field(default_factory=dict, compare=False)
+    previous_secret: str = ""  # during a key rotation: still verifies commands signed before it
+
+    def keys(self) -> tuple[str, ...]:
+        """The keys a command may be signed with, current first."""
+        return tuple(k for k in (self.secret, self.previous_secret) if k)
 
     def meters(self) -> list[tuple[BusConfig, MeterConfig]]:
         return [(b, m) for b in self.buses for m in b.meters]
@@ -94,6 +99,11 @@ def parse_config(doc: object, base_dir: Path = Path(".")) -> Config:
     secret = _need(doc, "secret", "config")
     if len(secret) < 32:
         raise ConfigError("config.secret: must be the site's secret (32+ characters)")
+    previous = doc.get("previous_secret") or ""
+    if not isinstance(previous, str) or previous and len(previous) < 32:
+        raise ConfigError("config.previous_secret: must be the site's previous secret (32+ characters), or absent")
+    if previous == secret:
+        raise ConfigError("config.previous_secret: must differ from config.secret")
     cloud = doc.get("cloud")
     if not isinstance(cloud, dict):
         raise ConfigError("config.cloud: required (region, uplink_queue_url, down_queue_url)")
@@ -115,7 +125,7 @@ def parse_config(doc: object, base_dir: Path = Path(".")) -> Config:
     for i, b in enumerate(raw_buses):
         buses.append(_bus(b, f"config.buses[{i}]", seen_meters, seen_buses))
     return Config(
-        site_id=site_id, secret=secret, region=region, uplink_queue_url=uplink, down_queue_url=down,
+        site_id=site_id, secret=secret, previous_secret=previous, region=region, uplink_queue_url=uplink, down_queue_url=down,
         state_dir=state_dir, buses=tuple(buses), endpoint_url=endpoint,
         heartbeat_seconds=_number(doc, "heartbeat_seconds", "config", 60, 1, 3600),
         outbox_capacity=int(_number(doc, "outbox_capacity", "config", 100_000, 100, 10_000_000)),

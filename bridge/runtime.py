@@ -22,7 +22,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from bridge.config import BusConfig, Config, MeterConfig
 from bridge.outbox import Outbox
 from bridge.profiles import Profile, load_profile
-from core.domain import messages
+from core.protocol import messages
 
 log = logging.getLogger("feikong.bridge")
 Clock = Callable[[], datetime]
@@ -331,7 +331,7 @@ class Bridge:
         except ValueError:
             cmd = None
         if not isinstance(cmd, dict) or cmd.get("type") != "command" or cmd.get("site_id") != self.config.site_id \
-                or not messages.verify(cmd, self.config.secret):
+                or not messages.verify_any(cmd, self.config.keys()):
             log.error("refused a command that does not verify")
             if receipt:
                 self.delete_command(receipt)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from core.integrations.queues import uplink_url
 from core.services import directory
-from infra import seed
+from infra.demo import seed
 
 
 class DemoBridge:

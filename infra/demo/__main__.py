@@ -14,9 +14,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from infra.local import DEFAULT_PORT, Emulator, StackError, apply_env, bootstrap, port_in_use
+from infra.local.stack import DEFAULT_PORT, STATE, Emulator, StackError, apply_env, bootstrap, port_in_use
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,10 +75,10 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
     print(f"AWS emulator: {emulator.url} (pid {emulator.proc.pid})", flush=True)
     apply_env(args.aws_port)
     os.environ["FEIKONG_CONSOLE_OPEN"] = "1"
-    from infra import seed
+    from infra.demo import seed
 
     os.environ["FEIKONG_DEFAULT_PROPERTY"] = seed.PROPERTY_ID
-    from infra.paystack import PayStack
+    from infra.local.paystack import PayStack
 
     paystack = PayStack(time_scale=0.01)  # WeChat Pay and WeChat API, emulated
     cleanups.append(("payment emulators", paystack.stop))
@@ -89,17 +88,17 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
     info = seed.seed()
     from werkzeug.serving import make_server
 
-    from infra import demo_site, demo_wechat
-    from infra.scheduler import LocalRunner
+    from infra.demo import site, wechat
+    from infra.local.scheduler import LocalRunner
 
-    runner = LocalRunner({"UplinkQueue": made["queues"]["uplink"]})
+    runner = LocalRunner({"UplinkQueue": made["queues"]["uplink"], "LedgerAuditQueue": made["queues"]["ledger-audit"]})
     cleanups.append(("local functions", lambda: _report_and_stop(runner)))
     runner.start()
     import shutil
 
-    state = Path(__file__).resolve().parent.parent / ".local" / "demo-bridge"
+    state = STATE / "demo-bridge"
     shutil.rmtree(state, ignore_errors=True)  # the emulator starts empty, so does the bridge
-    site_loop = demo_site.DemoBridge(info, state, poll_seconds=args.read_every)
+    site_loop = site.DemoBridge(info, state, poll_seconds=args.read_every)
     cleanups.append(("bridge and simulated meters", site_loop.shutdown))
 
     from miniprogram_api.app import create_app
@@ -109,7 +108,7 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{args.port}/"
     phone = make_server("127.0.0.1", args.wechat_port,
-                        demo_wechat.create_app(paystack, url.rstrip("/"), info["property_id"]), threaded=True)
+                        wechat.create_app(paystack, url.rstrip("/"), info["property_id"]), threaded=True)
     cleanups.append(("tenant phone page", lambda: (phone.shutdown(), phone.server_close())))
     threading.Thread(target=phone.serve_forever, daemon=True).start()
     print(

@@ -1,10 +1,10 @@
 """Tariff plans from the command line.
 
-    python -m infra.tariffs preview PLAN.json READINGS.json   rate readings against a plan (电价试算), offline,
+    python -m cli.tariffs preview PLAN.json READINGS.json     rate readings against a plan (电价试算), offline,
         [--rated-kw KW] [--max-gap-hours H] [--json]         exactly as production ingest would judge them
-    python -m infra.tariffs check PLAN.json                   validate a plan document
-    python -m infra.tariffs import --property P PLAN.json     store a plan (AWS_ENDPOINT_URL / AWS credentials)
-    python -m infra.tariffs export --property P PLAN_ID       print a stored plan
+    python -m cli.tariffs check PLAN.json                     validate a plan document
+    python -m cli.tariffs import --property P PLAN.json       store a plan (AWS_ENDPOINT_URL / AWS credentials)
+    python -m cli.tariffs export --property P PLAN_ID         print a stored plan
 
 READINGS.json: [{"read_at": "2026-11-24T07:30:00+08:00", "total": "100.00",
                  "registers": {"peak": "60.00", ...}, "seq": 1, "received_at": "..."}, ...]
@@ -22,7 +22,7 @@ from core.domain.errors import FeikongError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.tariffs", description="电价方案工具")
+    parser = argparse.ArgumentParser(prog="python -m cli.tariffs", description="电价方案工具")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("preview")
     p.add_argument("plan")

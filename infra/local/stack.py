@@ -5,7 +5,7 @@
     python -m infra.local stop               stop the emulator this checkout started
     python -m infra.local env                print the variables that point clients at it
     python -m infra.local faults [SPEC|off]  show, set or clear injected DynamoDB faults
-                                             (spec: infra/moto_app.py; at start: FEIKONG_MOTO_FAULTS)
+                                             (spec: infra/local/moto_app.py; at start: FEIKONG_MOTO_FAULTS)
 
 Product code is never special-cased: every client (boto3, pynamodb) finds the emulator
 through AWS_ENDPOINT_URL, AWS_REGION and the credential variables.
@@ -25,10 +25,11 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".local"
 DEFAULT_PORT = int(os.environ.get("FEIKONG_MOTO_PORT", "4566"))
 REGION = "cn-north-1"
+MOTO_ACCOUNT = "123456789012"  # moto's default account id
 
 
 class StackError(Exception):
@@ -45,13 +46,48 @@ def local_env(port: int) -> dict[str, str]:
         "AWS_SESSION_TOKEN": "testing",
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
         "FEIKONG_STAGE": os.environ.get("FEIKONG_STAGE", "dev"),
+        # what serverless.yml gives the ledger audit (!Ref LedgerAuditQueue), in moto's URL form
+        "FEIKONG_AUDIT_QUEUE_URL": f"http://127.0.0.1:{port}/{MOTO_ACCOUNT}/"
+                                   f"feikong-{os.environ.get('FEIKONG_STAGE', 'dev')}-ledger-audit",
     }
 
 
 def apply_env(port: int) -> dict[str, str]:
     env = local_env(port)
     os.environ.update(env)
+    forget()
     return env
+
+
+# The local stack's JWT secret (public: core/settings.py DEMO_SECRETS lists it, so that a prod
+# stage refuses it). Seeded by `bootstrap` in the emulator's Secrets Manager.
+LOCAL_JWT_SECRET = "local-only-jwt-secret-" + "x" * 20
+
+
+def forget() -> None:
+    """Forget settings, fetched secrets, checked starts and the WeChat clients of this
+    process (after the environment or a secret changed)."""
+    from core.integrations import secrets, wechat, wechatpay
+    from core.services import startup
+    from core.settings import reset_settings
+
+    reset_settings()
+    secrets.clear_cache()
+    startup.reset()
+    wechatpay.reset()
+    wechat.reset()
+
+
+def seed_secrets(values: dict[str, str | dict]) -> None:
+    """Write the deployment's secrets by name (jwt, wechat, wechatpay) into the emulator's
+    Secrets Manager, where the product reads them exactly as in AWS."""
+    from core.integrations import secrets
+    from core.settings import get_settings
+
+    s = get_settings()
+    for name, value in values.items():
+        secrets.put(s.secret_id(name), value, description=f"feikong local {name}")
+    secrets.clear_cache()
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -95,7 +131,7 @@ class Emulator:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "infra.moto_app", "--host", "127.0.0.1", "--port", str(self.port)],
+                [sys.executable, "-m", "infra.local.moto_app", "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -144,21 +180,27 @@ def require_emulator(url: str | None = None) -> str:
 
 
 def bootstrap() -> dict:
-    """Create every table and static queue in the emulator (idempotent)."""
+    """Create every table and static queue in the emulator, and the local JWT secret (idempotent)."""
     import boto3
 
-    from core.domain.naming import resource_name
+    from core.integrations import secrets
     from core.integrations.queues import QUEUES, queue_name
-    from core.store.schema import table_specs
+    from core.settings import get_settings, resource_name
+    from core.store.schema import table_specs, time_to_live
 
     require_emulator()
     ddb = boto3.client("dynamodb")
     existing = set(ddb.list_tables()["TableNames"])
     tables = []
+    ttl = time_to_live()
     for spec in table_specs():
+        ttl_attr = ttl.get(spec["TableName"])
         spec = dict(spec, TableName=resource_name(spec["TableName"]))
         if spec["TableName"] not in existing:
             ddb.create_table(**spec)
+            if ttl_attr:
+                ddb.update_time_to_live(TableName=spec["TableName"],
+                                        TimeToLiveSpecification={"AttributeName": ttl_attr, "Enabled": True})
         tables.append(spec["TableName"])
     sqs = boto3.client("sqs")
     queues = {}
@@ -174,6 +216,7 @@ def bootstrap() -> dict:
                 f'{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{dl["max_receive_count"]}"}}'
             )
         queues[name] = sqs.create_queue(QueueName=queue_name(name), Attributes=attrs)["QueueUrl"]
+    secrets.create_if_absent(get_settings().secret_id("jwt"), LOCAL_JWT_SECRET, "feikong local jwt")
     return {"tables": tables, "queues": queues}
 
 

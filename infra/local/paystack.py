@@ -9,9 +9,10 @@ import os
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from infra.scheduler import api_gateway_app, http_routes, load_functions
-from infra.wechat_api_emulator import WeChatApiConfig, WeChatApiEmulator
-from infra.wechatpay_emulator import BackgroundServer, EmulatorConfig, WeChatPayEmulator
+from infra.fakes.wechat_api_emulator import WeChatApiConfig, WeChatApiEmulator
+from infra.fakes.wechatpay_emulator import BackgroundServer, EmulatorConfig, WeChatPayEmulator
+from infra.local.scheduler import api_gateway_app, http_routes, load_functions
+from infra.local.stack import forget, seed_secrets
 
 APPID, SECRET, MCHID = "wx1234567890abcdef", "app-secret-for-local-runs", "1900000109"
 SERIAL, APIV3_KEY = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1", "0123456789abcdefghijklmnopqrstuv"
@@ -41,29 +42,30 @@ class PayStack:
         return self
 
     def env(self) -> dict[str, str]:
+        """Settings that point the product's adapters at the emulators (no secrets: those
+        are seeded in the emulator's Secrets Manager by `apply_env`)."""
+        return {"FEIKONG_WECHAT_API_BASE": self.api.url, "FEIKONG_WECHATPAY_BASE_URL": self.pay.url}
+
+    def secrets(self) -> dict[str, dict]:
+        """The values of the `wechat` and `wechatpay` secrets (core/integrations/secrets.py shapes)."""
         return {
-            "FEIKONG_WECHAT_APPID": APPID, "FEIKONG_WECHAT_SECRET": SECRET, "FEIKONG_WECHAT_API_BASE": self.api.url,
-            "FEIKONG_WECHATPAY_MCHID": MCHID, "FEIKONG_WECHATPAY_PRIVATE_KEY": self.private_pem,
-            "FEIKONG_WECHATPAY_CERT_SERIAL": SERIAL, "FEIKONG_WECHATPAY_APIV3_KEY": APIV3_KEY,
-            "FEIKONG_WECHATPAY_PUBLIC_KEY": self.pay.platform_public_key_pem,
-            "FEIKONG_WECHATPAY_PUBLIC_KEY_ID": self.pay.public_key_id, "FEIKONG_WECHATPAY_BASE_URL": self.pay.url,
-            "FEIKONG_WECHATPAY_NOTIFY_URL": self.notify_url,
-            "FEIKONG_JWT_SECRET": os.environ.get("FEIKONG_JWT_SECRET") or "local-only-jwt-secret-" + "x" * 20,
+            "wechat": {"appid": APPID, "secret": SECRET},
+            "wechatpay": {"appid": APPID, "mchid": MCHID, "cert_serial": SERIAL, "private_key": self.private_pem,
+                          "apiv3_key": APIV3_KEY, "public_key_id": self.pay.public_key_id,
+                          "public_key": self.pay.platform_public_key_pem, "notify_url": self.notify_url},
         }
 
     def apply_env(self) -> None:
-        """Point the product's adapters at the emulators (and forget clients made before)."""
-        from core.integrations import wechat, wechatpay
-
+        """Point the product's adapters at the emulators, seed their secrets in the emulator's
+        Secrets Manager (read there exactly as in AWS), and forget settings, secrets and
+        clients read before."""
         for k, v in self.env().items():
             self._saved.setdefault(k, os.environ.get(k))
             os.environ[k] = v
-        wechatpay.reset()
-        wechat.reset()
+        forget()
+        seed_secrets(self.secrets())
 
     def stop(self) -> None:
-        from core.integrations import wechat, wechatpay
-
         self.gateway.stop()
         self.pay.stop()
         self.api.stop()
@@ -72,5 +74,5 @@ class PayStack:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        wechatpay.reset()
-        wechat.reset()
+        forget()
+

@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from infra.wechatpay_emulator import BackgroundServer
+from infra.fakes.wechatpay_emulator import BackgroundServer
 
 TOKEN_GRACE_SECONDS = 300  # older tokens stay valid this long after a new one is issued
 

@@ -20,18 +20,41 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-
-from core.domain.errors import ValidationError
-from core.domain.rating import MeterReading
 
 VERSION = 1
 TYPES = ("command", "readings", "command_result", "heartbeat", "meter_event")
 
 
-class BadMessage(ValidationError):
+class BadMessage(ValueError):
+    """A message (or a reading in it) that does not follow the schema. Plain ValueError:
+    the protocol imports nothing of ours; the cloud turns it into its own errors."""
+
     code = "bad_message"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class MeterReading:
+    """One reading as it travels in a `readings` message (core.domain.rating rates it)."""
+
+    meter_id: str
+    seq: int
+    read_at: datetime  # the meter's own read time
+    total: Decimal
+    registers: dict[str, Decimal] = field(default_factory=dict)  # TOU registers, when reported
+    balance: int | None = None  # meter-side money (fen), when the meter keeps it
+    purchase_count: int | None = None
+    relay_state: str | None = None  # "open" / "closed" as read back with the reading, when reported
+
+    def values(self) -> tuple:
+        return (self.total, tuple(sorted(self.registers.items())))
 
 
 def canonical(msg: dict) -> bytes:
@@ -51,6 +74,12 @@ def verify(msg: dict, secret: str) -> bool:
         return False
     expected = hmac.new(secret.encode(), canonical(msg), hashlib.sha256).hexdigest()
     return hmac.compare_digest(sig, expected)
+
+
+def verify_any(msg: dict, secrets: Iterable[str]) -> bool:
+    """Signed with one of `secrets` (a site's current key, and its previous one while a
+    key rotation is under way: docs/bridge.md)."""
+    return any(verify(msg, s) for s in secrets if s)
 
 
 def envelope(kind: str, site_id: str, message_id: str, sent_at: datetime, **body: object) -> dict:

@@ -19,9 +19,9 @@ from pathlib import Path
 import yaml
 from croniter import croniter
 
-from infra.sitesim import LambdaContext, drain_uplink
+from infra.fakes.sitesim import LambdaContext, drain_uplink
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 
 

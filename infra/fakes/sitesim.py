@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import boto3
 
-from core.domain import messages
 from core.domain.rating import MeterReading
+from core.protocol import messages
 
 SH = ZoneInfo("Asia/Shanghai")
 TOU_HOURS = {  # a simple default split of a day into register periods, by local hour
