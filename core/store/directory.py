@@ -95,8 +95,20 @@ def put_room(r: Room) -> None:
     )
 
 
-def exists(property_id: str, sk: str) -> bool:
+def _exists(property_id: str, sk: str) -> bool:
     return DirectoryItem.count(property_id, DirectoryItem.sk == sk) > 0
+
+
+def building_exists(property_id: str, building_id: str) -> bool:
+    return _exists(property_id, f"BUILDING#{building_id}")
+
+
+def floor_exists(property_id: str, building_id: str, floor_id: str) -> bool:
+    return _exists(property_id, f"FLOOR#{building_id}#{floor_id}")
+
+
+def room_exists(property_id: str, building_id: str, room_id: str) -> bool:
+    return _exists(property_id, f"ROOM#{building_id}#{room_id}")
 
 
 def buildings(property_id: str) -> list[Building]:
@@ -335,11 +347,12 @@ def meter_at_address_taken(site_id: str, bus: str, address: int) -> bool:
 
 
 def _site(i: SiteItem) -> Site:
-    return Site(i.site_id, i.property_id, i.name, i.secret, i.down_queue or "")
+    # the site's keys are in Secrets Manager (core/services/sites.py), never in the table
+    return Site(i.site_id, i.property_id, i.name, down_queue=i.down_queue or "")
 
 
 def put_site(s: Site) -> None:
-    _create(SiteItem(s.site_id, property_id=s.property_id, name=s.name, secret=s.secret, down_queue=s.down_queue))
+    _create(SiteItem(s.site_id, property_id=s.property_id, name=s.name, down_queue=s.down_queue))
 
 
 def get_site(site_id: str) -> Site | None:

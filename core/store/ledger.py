@@ -1,8 +1,10 @@
-"""Ledger persistence: account balances and append-only entries.
+"""Accounts and their ledger: balances, append-only entries, and the account's control
+fields (cut state, alarms, the reconciler's supply check).
 
 A posting is one TransactWriteItems: put the entry if its id is absent, move the
 account's balance and version if the version is still the one the plan was made
-against, plus whatever extra items the caller adds. On cancellation the items' old
+against, plus the items of the caller's write records (core.domain.writes, turned into
+items by core/store/unit.py). On cancellation the items' old
 values come back with the reasons (ReturnValuesOnConditionCheckFailure=ALL_OLD), so a
 duplicate returns the first entry and a stale plan gets the fresh balance, both
 without another read.
@@ -10,14 +12,17 @@ without another read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
+from core.domain.directory import Account
 from core.domain.ledger import AccountState, Entry, EntryKind
+from core.domain.writes import Refused, Write
+from core.store import unit
+from core.store.directory import account_item
 from core.store.models import AccountItem, LedgerEntryItem
-from core.store.tx import Failure, Tx
-
-ExtraOp = Callable[[Tx], None]
+from core.store.tx import Failure, Tx, update_if, update_item
 
 ENTRY_TAG = "entry"
 ACCOUNT_TAG = "account"
@@ -30,8 +35,26 @@ class Outcome:
     status: str  # "applied" | "duplicate" | "stale" | "missing" | "extra_failed"
     entry: Entry | None = None
     state: AccountState | None = None
-    failed_tag: str = ""
-    failed_item: dict | None = None
+    refused: tuple[Refused, ...] = ()  # extra_failed: the extras whose conditions failed
+
+
+class LedgerRepository(Protocol):
+    """What the ledger service needs of a store (the real one below; testkit.fakes has an
+    in-memory one that applies the same write records)."""
+
+    def load_state(self, account_id: str) -> AccountState | None: ...
+
+    def get_entry(self, account_id: str, entry_id: str) -> Entry | None: ...
+
+    def commit(self, entry: Entry, state: AccountState, extras: Iterable[Write] = (),
+               account_changes: dict | None = None) -> Outcome: ...
+
+    def open_account(self, account: Account, opening: Entry | None) -> bool: ...
+
+    def entries(self, account_id: str, since: str | None = None, until: str | None = None, limit: int = 50,
+                newest_first: bool = True, cursor: dict | None = None) -> tuple[list[Entry], dict | None]: ...
+
+    def all_entries(self, account_id: str) -> list[Entry]: ...
 
 
 CONTROL_FIELDS = ("alarm_state", "cut_state", "cut_due_at", "cut_pending", "supply_check", "supply_check_at", "supply_token")
@@ -122,6 +145,8 @@ def entry_item(entry: Entry) -> LedgerEntryItem:
 
 
 class LedgerStore:
+    """The ledger on DynamoDB."""
+
     def load_state(self, account_id: str) -> AccountState | None:
         try:
             return state_from_item(AccountItem.get(account_id, consistent_read=True))
@@ -137,8 +162,9 @@ class LedgerStore:
             return None
 
     def commit(
-        self, entry: Entry, state: AccountState, extras: Iterable[ExtraOp] = (), account_changes: dict | None = None
+        self, entry: Entry, state: AccountState, extras: Iterable[Write] = (), account_changes: dict | None = None
     ) -> Outcome:
+        extras = list(extras)
         tx = Tx()
         tx.put(entry_item(entry), LedgerEntryItem.entry_id.does_not_exist(), tag=ENTRY_TAG)
         account = AccountItem(entry.account_id)
@@ -155,12 +181,11 @@ class LedgerStore:
             (AccountItem.version == state.version) & (AccountItem.settings_rev == state.settings_rev),
             tag=ACCOUNT_TAG,
         )
-        for extra in extras:
-            extra(tx)
+        unit.add_all(tx, extras)
         failures = tx.commit()
         if failures is None:
             return Outcome("applied", entry=entry)
-        outcome = self._explain(failures)
+        outcome = self._explain(failures, extras)
         if outcome.status == "duplicate" and tx.ambiguous and outcome.entry == entry:
             # An earlier attempt of this very transaction was applied but its answer was
             # lost (a 5xx): the entry found is the one planned here, to the microsecond of
@@ -169,7 +194,7 @@ class LedgerStore:
         return outcome
 
     @staticmethod
-    def _explain(failures: list[Failure]) -> Outcome:
+    def _explain(failures: list[Failure], extras: list[Write]) -> Outcome:
         by_tag = {f.tag: f for f in failures}
         dup = by_tag.get(ENTRY_TAG)
         if dup and dup.code == "ConditionalCheckFailed" and dup.item:
@@ -181,11 +206,11 @@ class LedgerStore:
             return Outcome("stale", state=state_from_item(AccountItem.from_raw_data(acct.item)))
         # Tx.commit returns only cancellations with a ConditionalCheckFailed reason
         # (TransactionConflict and throttling are retried there), so this is an extra's.
-        f = next(f for f in failures if f.code == "ConditionalCheckFailed")
-        return Outcome("extra_failed", failed_tag=f.tag, failed_item=f.item)
+        return Outcome("extra_failed", refused=unit.refusals(failures, extras))
 
-    def open_account(self, item: AccountItem, opening: Entry | None) -> bool:
+    def open_account(self, account: Account, opening: Entry | None) -> bool:
         """Create the account (and its opening entry) unless it exists. False if it did."""
+        item = account_item(account, opening.posted_at if opening is not None else account.opened_at)
         tx = Tx()
         tx.put(item, AccountItem.account_id.does_not_exist(), tag=ACCOUNT_TAG)
         if opening is not None:
@@ -230,3 +255,64 @@ class LedgerStore:
             entry_from_item(i)
             for i in LedgerEntryItem.query(account_id, consistent_read=True)
         ]
+
+
+# --- accounts: control fields outside postings ----------------------------------------
+
+
+def set_cut_state(account_id: str, cut_state: str, due_at: str = "", expected: str | None = None) -> bool:
+    actions = [AccountItem.cut_state.set(cut_state)]
+    if cut_state == "pending":
+        actions += [AccountItem.cut_due_at.set(due_at), AccountItem.cut_pending.set("Y")]
+    else:
+        actions += [AccountItem.cut_due_at.remove(), AccountItem.cut_pending.remove()]
+    cond = AccountItem.account_id.exists()
+    if expected is not None:
+        cond &= AccountItem.cut_state == expected
+    return update_if(AccountItem(account_id), actions, cond)
+
+
+def set_alarm_state(account_id: str, state: dict) -> None:
+    update_item(AccountItem(account_id), [AccountItem.alarm_state.set(state)])
+
+
+def due_cuts(now_iso: str, limit: int = 500) -> list[str]:
+    return [i.account_id for i in AccountItem.by_cut_due.query("Y", AccountItem.cut_due_at <= now_iso, limit=limit)]
+
+
+# --- supply checks (the reconciler's work list) ----------------------------------------
+
+
+def flag_supply(account_id: str, at: str, token: str) -> None:
+    """Ask the reconciler to look at an account's supply at `at` (or earlier if asked)."""
+    update_item(
+        AccountItem(account_id),
+        [AccountItem.supply_check.set("Y"), AccountItem.supply_check_at.set(at), AccountItem.supply_token.set(token)],
+        AccountItem.account_id.exists(),
+    )
+
+
+def supply_check(account_id: str) -> tuple[str, str] | None:
+    """(token, due at) of an account's pending supply check, None if there is none."""
+    try:
+        i = AccountItem.get(account_id, consistent_read=True, attributes_to_get=["supply_check", "supply_token",
+                                                                                  "supply_check_at"])
+    except AccountItem.DoesNotExist:
+        return None
+    return (i.supply_token or "", i.supply_check_at or "") if i.supply_check else None
+
+
+def settle_supply_check(account_id: str, token: str, next_at: str | None) -> bool:
+    """Clear the check (next_at None) or move it to next_at, unless somebody flagged the
+    account again meanwhile (the token changed): then their flag stands."""
+    if next_at is None:
+        actions = [AccountItem.supply_check.remove(), AccountItem.supply_check_at.remove(),
+                   AccountItem.supply_token.remove()]
+    else:
+        actions = [AccountItem.supply_check_at.set(next_at)]
+    return update_if(AccountItem(account_id), actions, AccountItem.supply_token == token)
+
+
+def due_supply_checks(now_iso: str, limit: int = 500) -> list[str]:
+    return [i.account_id for i in AccountItem.by_supply_check.query("Y", AccountItem.supply_check_at <= now_iso,
+                                                                    limit=limit)]

@@ -17,6 +17,7 @@ from pynamodb.attributes import (
     ListAttribute,
     MapAttribute,
     NumberAttribute,
+    TTLAttribute,
     UnicodeAttribute,
 )
 from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
@@ -28,12 +29,19 @@ from pynamodb.indexes import (
 )
 from pynamodb.models import Model
 
-from core.domain.naming import resource_name
+from core.settings import resource_name
+from core.store import connections
 
 
 class _Base(Model):
     class Meta:
         abstract = True
+
+    @classmethod
+    def _get_connection(cls):
+        # every model reads through one connection on the process's one botocore session
+        # (core/store/connections.py), not a session and a client of its own
+        return connections.share(super()._get_connection(), cls.Meta.max_retry_attempts)
 
 
 def _meta(name: str) -> type:
@@ -164,6 +172,12 @@ class AccountItem(_Base):
     supply_check = UnicodeAttribute(null=True)
     supply_check_at = UnicodeAttribute(null=True)
     supply_token = UnicodeAttribute(null=True)
+    # ledger audit checkpoint: entries up to audit_seq verified (docs/ledger.md); the
+    # balance_after and posted_at of that entry, and when the audit recorded it
+    audit_seq = NumberAttribute(null=True)
+    audit_balance = NumberAttribute(null=True)
+    audit_posted_at = UnicodeAttribute(null=True)
+    audit_at = UnicodeAttribute(null=True)
     by_building = AccountsByBuilding()
     by_tenant = AccountsByTenant()
     by_property_balance = AccountsByPropertyBalance()
@@ -262,7 +276,7 @@ class SiteItem(_Base):
     site_id = UnicodeAttribute(hash_key=True)
     property_id = UnicodeAttribute()
     name = UnicodeAttribute()
-    secret = UnicodeAttribute()
+    # no secret here: a site's signing keys live in Secrets Manager (core/services/sites.py)
     down_queue = UnicodeAttribute(default="")
     by_property = SitesByProperty()
 
@@ -443,6 +457,28 @@ class RefundItem(_Base):
     by_processing = RefundsProcessing()
 
 
+# --- tenant sessions (docs/tenant-auth.md) ------------------------------------------------
+
+
+class TenantSessionItem(_Base):
+    """One tenant login session: hashes of its current and last spent refresh tokens
+    (never a token). Keyed by openid so that revoking a WeChat user's sessions is one
+    consistent query; purge_at lets DynamoDB delete the item once the session is over."""
+
+    Meta = _meta("tenant_sessions")
+    openid = UnicodeAttribute(hash_key=True)
+    session_id = UnicodeAttribute(range_key=True)
+    refresh_hash = UnicodeAttribute()
+    spent = ListAttribute(of=UnicodeAttribute, default=list)
+    generation = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+    refreshed_at = UnicodeAttribute()
+    expires_at = UnicodeAttribute()
+    revoked_at = UnicodeAttribute(null=True)
+    revoked_reason = UnicodeAttribute(null=True)
+    purge_at = TTLAttribute()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     DirectoryItem,
     TenantItem,
@@ -455,4 +491,5 @@ ALL_MODELS: tuple[type[Model], ...] = (
     EventItem,
     OrderItem,
     RefundItem,
+    TenantSessionItem,
 )

@@ -1,11 +1,11 @@
-"""Persistence of recharge orders and refunds, and the transaction pieces that tie them
-to ledger postings (so that an order turns PAID in the same transaction as the credit)."""
+"""Persistence of recharge orders and refunds, and the transaction items that tie them
+to ledger postings (so that an order turns PAID in the same transaction as the credit):
+the records MarkPaid, StartRefund and FailRefund (core.domain.writes) become items here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from core.domain.payments import CLOSED, PAID, PENDING, REFUND_PROCESSING, Order, Refund
+from core.domain.writes import FailRefund, MarkPaid, StartRefund
 from core.store.models import OrderItem, RefundItem
 from core.store.tx import Tx, save_if, update_if, update_item
 
@@ -50,20 +50,16 @@ def paid_orders_on(paid_date: str) -> list[Order]:
     return [_order(i) for i in OrderItem.by_paid_date.query(paid_date)]
 
 
-def mark_paid(out_trade_no: str, amount: int, transaction_id: str, paid_at: str, paid_date: str) -> Callable[[Tx], None]:
-    """Transaction piece: the order turns PAID, if it is still PENDING or CLOSED and its
+def add_mark_paid(tx: Tx, w: MarkPaid, tag: str = ORDER_TAG) -> None:
+    """Transaction item: the order turns PAID, if it is still PENDING or CLOSED and its
     amount is the one paid."""
-
-    def add(tx: Tx) -> None:
-        tx.update(
-            OrderItem(out_trade_no),
-            [OrderItem.status.set(PAID), OrderItem.transaction_id.set(transaction_id), OrderItem.paid_at.set(paid_at),
-             OrderItem.paid_date.set(paid_date), OrderItem.pending_key.remove()],
-            OrderItem.status.is_in(PENDING, CLOSED) & (OrderItem.amount == amount),
-            tag=ORDER_TAG,
-        )
-
-    return add
+    tx.update(
+        OrderItem(w.out_trade_no),
+        [OrderItem.status.set(PAID), OrderItem.transaction_id.set(w.transaction_id), OrderItem.paid_at.set(w.paid_at),
+         OrderItem.paid_date.set(w.paid_date), OrderItem.pending_key.remove()],
+        OrderItem.status.is_in(PENDING, CLOSED) & (OrderItem.amount == w.amount),
+        tag=tag,
+    )
 
 
 def close_order(out_trade_no: str) -> bool:
@@ -96,32 +92,26 @@ def processing_refunds(created_before: str, limit: int = 200) -> list[str]:
         "P", RefundItem.created_at < created_before, limit=limit)]
 
 
-def start_refund(r: Refund, order_refunded_before: int) -> Callable[[Tx], None]:
-    """Transaction piece: the refund record (PROCESSING) and the order's refunded total,
+def add_start_refund(tx: Tx, w: StartRefund, tag: str = REFUND_TAG) -> None:
+    """Transaction items: the refund record (PROCESSING) and the order's refunded total,
     conditioned on nobody else having changed that total meanwhile."""
-
-    def add(tx: Tx) -> None:
-        tx.put(RefundItem(r.out_refund_no, out_trade_no=r.out_trade_no, property_id=r.property_id,
-                          account_id=r.account_id, amount=r.amount, status=REFUND_PROCESSING, reason=r.reason,
-                          actor=r.actor, created_at=r.created_at, processing_key="P"),
-               RefundItem.out_refund_no.does_not_exist(), tag=REFUND_TAG)
-        tx.update(OrderItem(r.out_trade_no), [OrderItem.refunded.set(order_refunded_before + r.amount)],
-                  (OrderItem.status == PAID) & (OrderItem.refunded == order_refunded_before), tag=ORDER_TAG)
-
-    return add
+    r = w.refund
+    tx.put(RefundItem(r.out_refund_no, out_trade_no=r.out_trade_no, property_id=r.property_id,
+                      account_id=r.account_id, amount=r.amount, status=REFUND_PROCESSING, reason=r.reason,
+                      actor=r.actor, created_at=r.created_at, processing_key="P"),
+           RefundItem.out_refund_no.does_not_exist(), tag=tag)
+    tx.update(OrderItem(r.out_trade_no), [OrderItem.refunded.set(w.order_refunded_before + r.amount)],
+              (OrderItem.status == PAID) & (OrderItem.refunded == w.order_refunded_before), tag=tag)
 
 
-def fail_refund(r: Refund, status: str) -> Callable[[Tx], None]:
-    """Transaction piece: the refund failed; the order's refundable amount comes back.
+def add_fail_refund(tx: Tx, w: FailRefund, tag: str = REFUND_TAG) -> None:
+    """Transaction items: the refund failed; the order's refundable amount comes back.
     Only from PROCESSING, so a refund is reversed at most once and never after success."""
-
-    def add(tx: Tx) -> None:
-        tx.update(RefundItem(r.out_refund_no), [RefundItem.status.set(status), RefundItem.processing_key.remove()],
-                  RefundItem.status == REFUND_PROCESSING, tag=REFUND_TAG)
-        tx.update(OrderItem(r.out_trade_no), [OrderItem.refunded.add(-r.amount)], OrderItem.refunded >= r.amount,
-                  tag=ORDER_TAG)
-
-    return add
+    r = w.refund
+    tx.update(RefundItem(r.out_refund_no), [RefundItem.status.set(w.status), RefundItem.processing_key.remove()],
+              RefundItem.status == REFUND_PROCESSING, tag=tag)
+    tx.update(OrderItem(r.out_trade_no), [OrderItem.refunded.add(-r.amount)], OrderItem.refunded >= r.amount,
+              tag=tag)
 
 
 def finish_refund(out_refund_no: str, status: str, refund_id: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pynamodb.models import Model
 
-from core.domain.naming import resource_name
+from core.settings import resource_name
 from core.store.models import ALL_MODELS
 
 
@@ -62,3 +62,15 @@ def logical_name(model: type[Model]) -> str:
 
 def table_specs() -> list[dict]:
     return [table_spec(m) for m in ALL_MODELS]
+
+
+def time_to_live() -> dict[str, str]:
+    """Tables with a TTL attribute (pynamodb TTLAttribute): {table name without the stage
+    prefix: attribute name}. Not part of CreateTable: the bootstrap turns TTL on with
+    UpdateTimeToLive and the rendered resources carry TimeToLiveSpecification."""
+    out = {}
+    for m in ALL_MODELS:
+        attr = m._ttl_attribute()
+        if attr is not None:
+            out[logical_name(m)] = attr.attr_name
+    return out

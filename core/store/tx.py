@@ -16,8 +16,9 @@
 
 Writes go through one pynamodb connection whose botocore retries are off, so this module
 is the only layer that retries a write (no nested botocore x store attempts). Reads keep
-the models' own connections and botocore's standard retry mode, which covers throttling,
-5xx and network errors for them (a read never meets TransactionConflict).
+the models' connection (one for all models, core/store/connections.py) and botocore's
+standard retry mode, which covers throttling, 5xx and network errors for them (a read
+never meets TransactionConflict).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
+
+from core.store import connections
 
 T = TypeVar("T")
 
@@ -56,19 +59,16 @@ UNKNOWN_CODES = frozenset({"InternalServerError", "InternalFailure", "ServiceUna
 
 BUSY, UNKNOWN = "busy", "unknown"
 
-_connection: Connection | None = None
 _rng = random.Random()
 _stats_lock = threading.Lock()
 retries: dict[str, int] = {}  # retries made in this process, by error code (logs, tests)
 
 
 def connection() -> Connection:
-    """The one pynamodb connection for writes (its botocore client is thread-safe).
-    botocore's own retries are off: `retrying` is the write policy."""
-    global _connection
-    if _connection is None:
-        _connection = Connection(max_retry_attempts=0)
-    return _connection
+    """The one pynamodb connection for writes (its botocore client is thread-safe), on the
+    process's shared botocore session (core/store/connections.py). botocore's own retries
+    are off: `retrying` is the write policy."""
+    return connections.connection(max_retry_attempts=0)
 
 
 def _chain(e: BaseException):

@@ -1,0 +1,91 @@
+"""Writes that join a ledger posting (or each other) in one transaction, as plain records.
+
+Services say what must change with a posting — an event recorded, an order marked paid,
+a meter's baseline moved — and the store turns each record into a transaction item with
+its condition (core/store/unit.py); an in-memory store applies the same records
+(testkit/fakes.py). A record whose condition does not hold cancels the whole transaction
+and comes back as `Refused`, with what stands now when the store can tell (a meter's
+state, for a meter write).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.domain.events import Event, Subject
+from core.domain.meters import MeterUpdate
+from core.domain.payments import Refund
+from core.domain.tariff import RatingCarry
+
+
+@dataclass(frozen=True)
+class AddEvent:
+    """Record an event, unless its (subject, event_id) exists."""
+
+    event: Event
+
+
+@dataclass(frozen=True)
+class DecideEvent:
+    """Move an event's status from `expected` to `status`, noting who decided and what came of it."""
+
+    subject: Subject
+    event_id: str
+    expected: str
+    status: str
+    by: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MoveCarry:
+    """Move a meter's rating carry from `expected` to `carry` (not on a retired meter)."""
+
+    meter_id: str
+    expected: RatingCarry
+    carry: RatingCarry
+
+
+@dataclass(frozen=True)
+class MarkPaid:
+    """The order turns PAID, if it is still PENDING or CLOSED and its amount is the one paid."""
+
+    out_trade_no: str
+    amount: int
+    transaction_id: str
+    paid_at: str
+    paid_date: str
+
+
+@dataclass(frozen=True)
+class StartRefund:
+    """The refund record (PROCESSING) and the order's refunded total, if nobody changed
+    that total meanwhile and the order is PAID."""
+
+    refund: Refund
+    order_refunded_before: int
+
+
+@dataclass(frozen=True)
+class FailRefund:
+    """The refund failed (only from PROCESSING): its amount is refundable again."""
+
+    refund: Refund
+    status: str
+
+
+Write = AddEvent | DecideEvent | MeterUpdate | MoveCarry | MarkPaid | StartRefund | FailRefund
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A write whose condition did not hold; `current` is what stands now when known
+    (a MeterState for a meter write), else None."""
+
+    write: Write
+    current: object | None = None
+
+
+def meter_refused(refused: tuple[Refused, ...] | list[Refused]) -> Refused | None:
+    """The refusal of a write to a meter (its baseline or carry moved on), if any."""
+    return next((r for r in refused if isinstance(r.write, (MeterUpdate, MoveCarry))), None)

@@ -1,0 +1,80 @@
+"""Events (anomalies, alarms, meter, command and payment events: the audit trail).
+
+The events table is keyed by `scope` (`<subject kind>#<subject id>`: `meter#m1`,
+`account#a1`, `payments#p1`…) and `event_id`; only this module knows it. Every write is
+put-if-absent on the event's key, so an event with a deterministic id is recorded once.
+"""
+
+from __future__ import annotations
+
+import json
+
+from core.domain.events import Event, Subject, SubjectKind
+from core.domain.writes import DecideEvent
+from core.store.models import EventItem
+from core.store.tx import Tx, save_if, update_if
+
+
+def scope(subject: Subject) -> str:
+    return f"{subject.kind}#{subject.id}"
+
+
+def subject_of(scope_key: str) -> Subject:
+    kind, _, ident = scope_key.partition("#")
+    return Subject(SubjectKind(kind), ident)
+
+
+def event_item(e: Event) -> EventItem:
+    return EventItem(scope(e.subject), e.event_id, property_id=e.property_id, at=e.at, type=e.type, status=e.status,
+                     message=e.message, data=e.data)
+
+
+def add_event(tx: Tx, e: Event, tag: str = "") -> None:
+    """Transaction item: record e unless it exists."""
+    tx.put(event_item(e), EventItem.event_id.does_not_exist(), tag=tag or f"event:{e.event_id}")
+
+
+def put_event(e: Event) -> bool:
+    """Record e; False if it was recorded before."""
+    return save_if(event_item(e), EventItem.event_id.does_not_exist())
+
+
+def _event(i: EventItem) -> Event:
+    return Event(
+        subject=subject_of(i.scope), event_id=i.event_id, type=i.type, property_id=i.property_id, at=i.at,
+        status=i.status or "", message=i.message or "",
+        data=json.loads(json.dumps(i.data.as_dict() if i.data else {}, default=str)),
+    )
+
+
+def events_of(subject: Subject) -> list[Event]:
+    return [_event(i) for i in EventItem.query(scope(subject), consistent_read=True)]
+
+
+def events_of_property(property_id: str, since: str = "", limit: int = 200) -> list[Event]:
+    cond = EventItem.at >= since if since else None
+    return [_event(i) for i in EventItem.by_property.query(property_id, cond, limit=limit, scan_index_forward=False)]
+
+
+def get_event(subject: Subject, event_id: str) -> Event | None:
+    try:
+        return _event(EventItem.get(scope(subject), event_id, consistent_read=True))
+    except EventItem.DoesNotExist:
+        return None
+
+
+def set_event_status(subject: Subject, event_id: str, expected: str, status: str, by: str) -> bool:
+    """Decide an event on its own (status expected -> status); False if it was decided before."""
+    return update_if(
+        EventItem(scope(subject), event_id),
+        [EventItem.status.set(status), EventItem.data["decided_by"].set(by)],
+        EventItem.status == expected,
+    )
+
+
+def add_decision(tx: Tx, d: DecideEvent, tag: str = "") -> None:
+    """Transaction item: decide an event (status expected -> status) with who decided and what came of it."""
+    actions = [EventItem.status.set(d.status), EventItem.data["decided_by"].set(d.by)]
+    actions += [EventItem.data[k].set(v) for k, v in d.data.items()]
+    tx.update(EventItem(scope(d.subject), d.event_id), actions, EventItem.status == d.expected,
+              tag=tag or f"decision:{d.event_id}")
