@@ -33,17 +33,17 @@ demo: $(VENV)/.installed
 
 ## make test: lint, layering contracts, unit + integration + e2e tests, offline deploy checks
 test: deps
-	bash infra/run_tests.sh
+	bash infra/local/run_tests.sh
 
 ## make soak: longer concurrency runs of the ledger (not part of make test)
 soak: $(VENV)/.installed
-	FEIKONG_SOAK=1 bash infra/run_tests.sh tests/integration/test_ledger_concurrency.py -k soak
+	FEIKONG_SOAK=1 bash infra/local/run_tests.sh tests/integration/test_ledger_concurrency.py -k soak
 
 ## make bench: every benchmark, each on its own emulator; fails if any misses a target (all still run)
 bench: $(VENV)/.installed
 	@failed=""; \
-	for b in ledger ingest webhook pay_to_power; do \
-		bash infra/with_stack.sh $(PY) bench/$$b.py || failed="$$failed $$b"; \
+	for b in ledger ingest webhook pay_to_power cold_import; do \
+		bash infra/local/with_stack.sh $(PY) bench/$$b.py || failed="$$failed $$b"; \
 	done; \
 	$(PY) bench/bus.py || failed="$$failed bus"; \
 	if [ -n "$$failed" ]; then echo "make bench: missed a target or failed:$$failed" >&2; exit 1; fi
@@ -53,10 +53,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 resources: $(VENV)/.installed
-	$(PY) -m infra.resources
+	$(PY) -m infra.deploy.resources
 
 deploy-check: deps
-	$(PY) -m infra.deploy_check
+	$(PY) -m infra.deploy.deploy_check
 
 clean:
 	rm -rf .local .serverless .pytest_cache .hypothesis

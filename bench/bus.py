@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=3)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="feikong-bus-"))
-    from infra.local import free_port
+    from infra.local.stack import free_port
 
     port = free_port()
     (tmp / "bus.yaml").write_text(yaml.safe_dump({

@@ -7,7 +7,8 @@ DynamoDB requests per reading as the emulator counted them. Rounds alternate.
     .venv/bin/python bench/ingest.py [--rounds 5] [--per-round 300] [--meters 20]
 
 Targets: ratio >= 0.7 of the raw rate; <= 1.2 DynamoDB requests per reading; every
-balance equals the sum of its entries. The last line is one JSON object
+balance equals the sum of its entries; a warm consumer whose account and meter memories
+are full (FEIKONG_STATE_CACHE_SIZE each, default 10,000) holds them in < 128 MB. The last line is one JSON object
 (bench/report.py); the exit code is 3 when a target is missed.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import finish  # noqa: E402
-from infra.local import dynamodb_request_counts, emulator_for_script  # noqa: E402
+from infra.local.stack import dynamodb_request_counts, emulator_for_script  # noqa: E402
 
 PLAN = {"plan_id": "bench-flat", "name": "压测平价", "utility": "electricity",
         "versions": [{"effective_from": "2020-01-01T00:00:00+08:00", "prices": {"flat": "0.8000"}}]}
@@ -47,15 +48,15 @@ def total(counts: dict) -> int:
 def run(args) -> int:
     import boto3
 
-    from core.domain import messages
     from core.domain.ledger import format_time
     from core.domain.rating import MeterReading
+    from core.protocol import messages
     from core.services.ingest import Ingest
     from core.services.ledger import LedgerService
     from core.store.models import AccountItem, LedgerEntryItem, MeterItem
     from functions import uplink_consumer
-    from infra.sitesim import LambdaContext
-    from tests.conftest import Metered
+    from infra.fakes.sitesim import LambdaContext
+    from testkit.builders import Metered
 
     w = Metered(plan=PLAN)
     meters = []
@@ -169,17 +170,57 @@ def run(args) -> int:
     ratio = c_rate / r_rate
     per_reading = requests / n
     exact = all(LedgerService().verify(a)["ok"] for a, _ in meters)
+    held, bound = full_cache_memory(*meters[0])
+    held_mb = held / 2**20
     print(f"readings per round: {args.per_round}, rounds: {args.rounds}, meters: {args.meters}")
     print(f"uplink consumer:           {c_rate:8.1f} readings/s ({c_time / n * 1000:.2f} ms each)")
     print(f"raw boto3 TransactWrite:   {r_rate:8.1f} readings/s ({r_time / n * 1000:.2f} ms each)")
     print(f"ratio consumer/raw:        {ratio:.3f}  (target >= 0.7)")
     print(f"DynamoDB requests/reading: {per_reading:.3f}  (target <= 1.2)")
     print(f"balances == sum(entries):  {exact}")
+    print(f"full state memories:       {held_mb:.1f} MB for {bound} accounts + {bound} meters  (target < 128 MB)")
     return finish({"bench": "ingest", "ratio": round(ratio, 3), "requests_per_reading": round(per_reading, 3),
                    "consumer_per_second": round(c_rate, 1), "raw_per_second": round(r_rate, 1), "readings": n,
-                   "balances_exact": exact},
+                   "balances_exact": exact, "state_cache_bound": bound, "state_cache_mb": round(held_mb, 1)},
                   {"ratio": (">= 0.7", ratio >= 0.7), "requests_per_reading": ("<= 1.2", per_reading <= 1.2),
-                   "balances_exact": ("true", exact)})
+                   "balances_exact": ("true", exact), "state_cache_mb": ("< 128", held_mb < 128)})
+
+
+def full_cache_memory(account_id: str, meter_id: str) -> tuple[int, int]:
+    """Bytes a warm Ingest holds once its account and meter memories are full, and the
+    bound. They are filled past the bound (the oldest are dropped) with states made from
+    the real items of one bench account and meter as they stand after the rounds, each
+    under its own id and through the store's item -> state path that a load takes."""
+    import gc
+    import tracemalloc
+
+    import boto3
+
+    from core.services.cache import state_cache_size
+    from core.services.ingest import Ingest
+    from core.store.ledger import state_from_item
+    from core.store.meters import state_from_raw as meter_from_raw
+    from core.store.models import AccountItem, MeterItem
+
+    client = boto3.client("dynamodb")
+    account = json.dumps(client.get_item(TableName=AccountItem.Meta.table_name, ConsistentRead=True,
+                                         Key={"account_id": {"S": account_id}})["Item"])
+    meter = json.dumps(client.get_item(TableName=MeterItem.Meta.table_name, ConsistentRead=True,
+                                       Key={"meter_id": {"S": meter_id}})["Item"])
+    bound = state_cache_size()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    warm = Ingest()
+    for i in range(bound + bound // 10):
+        a, m = f"{account_id}-{i:06d}", f"{meter_id}-{i:06d}"
+        warm.ledger._store_state(state_from_item(AccountItem.from_raw_data(json.loads(account.replace(account_id, a)))))
+        warm._remember(meter_from_raw(json.loads(meter.replace(meter_id, m).replace(account_id, a))))
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(warm.ledger._states) == bound and len(warm._meters) == bound, "a memory outgrew its bound"
+    return held, bound
 
 
 if __name__ == "__main__":

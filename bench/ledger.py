@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import finish  # noqa: E402
-from infra.local import emulator_for_script  # noqa: E402
+from infra.local.stack import emulator_for_script  # noqa: E402
 
 TARGET_RATIO = 0.8
 
@@ -40,10 +40,11 @@ def main() -> int:
 def run(args) -> int:
     import boto3
 
+    from core.domain.clock import utcnow
     from core.domain.ledger import format_time
-    from core.services.ledger import LedgerService, utcnow
+    from core.services.ledger import LedgerService
     from core.store.models import AccountItem, LedgerEntryItem
-    from tests.conftest import World
+    from testkit.builders import World
 
     world = World()
     opening = 10**9

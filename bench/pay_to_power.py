@@ -6,7 +6,8 @@ One trial walks the real path: wx.login() code from the WeChat API emulator, POS
 /api/v1/login and POST /api/v1/recharges on the tenant API (Flask, over HTTP), the tenant
 paying at the WeChat Pay emulator, its signed and encrypted notification through the
 local API Gateway to functions/wechatpay_notify (credit + CLOSE command on the site's
-FIFO queue), the real bridge (bridge/runtime.py, long-polling that queue) writing CLOSE
+FIFO queue), the real bridge (bridge/runtime.py in its own process, as on a site PC,
+long-polling that queue) writing CLOSE
 to a simulated Acrel meter (bridge/simulator.py in its own process, a 9600-baud line with
 a 50 ms meter turnaround) and reading the relay back, the bridge's outbox to the uplink
 queue, and functions/uplink_consumer applying the result (the meter's relay state in the
@@ -50,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import finish, percentile  # noqa: E402
-from infra.local import emulator_for_script, free_port  # noqa: E402
+from infra.local.stack import emulator_for_script, free_port  # noqa: E402
 
 BAUD, TURNAROUND_MS = 9600, 50  # as bench/bus.py: a real RS485 line and a meter's think time
 MODEL = "acrel-ddsy1352"
@@ -65,7 +66,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--floor-samples", type=int, default=20)
     args = parser.parse_args()
-    from infra.paystack import PayStack
+    from infra.local.paystack import PayStack
 
     with emulator_for_script():
         stack = PayStack().start()
@@ -158,19 +159,17 @@ def run(args, stack) -> int:
     import boto3
     import requests
 
-    from bridge.config import parse_config
-    from bridge.runtime import Bridge
     from core.integrations.queues import uplink_url
     from core.services.control import Control
     from core.services.ledger import LedgerService
     from core.services.payments import Payments
-    from core.store import metering as mstore
+    from core.store import meters as mstore
     from core.store import payments as pstore
     from functions import uplink_consumer, wechatpay_notify
-    from infra.sitesim import LambdaContext, drain_uplink, sqs_record
-    from infra.wechatpay_emulator import BackgroundServer
+    from infra.fakes.sitesim import LambdaContext, drain_uplink, sqs_record
+    from infra.fakes.wechatpay_emulator import BackgroundServer
     from miniprogram_api.app import create_app
-    from tests.conftest import Metered
+    from testkit.builders import Metered
 
     w = Metered()  # protection windows off: a cut is due at once
     account = w.account(opening=0)
@@ -182,35 +181,45 @@ def run(args, stack) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="feikong-p2p-"))
     sim, port = start_simulator(tmp)
 
-    class TimedBridge(Bridge):
-        """The real bridge; only notes when a command arrives, when its result is in the
-        outbox and when that result left for the cloud."""
+    class BridgeProcess:
+        """The real bridge in its own process (bench/p2p_bridge.py), as on a site PC: one
+        process for the cloud side here would make the bridge's threads and the webhook's
+        share one interpreter lock, which no deployment does."""
 
-        def __init__(self, *a, **kw) -> None:
-            super().__init__(*a, **kw)
+        def __init__(self, config: dict) -> None:
+            path = tmp / "bridge.json"
+            path.write_text(json.dumps(config))
             self.accepted: list[tuple[float, dict]] = []
             self.results: dict[str, float] = {}
             self.sent: dict[str, float] = {}
+            self.started = threading.Event()
+            self.proc = subprocess.Popen([sys.executable, "-m", "bench.p2p_bridge", str(path)], cwd=ROOT,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            threading.Thread(target=self._read, daemon=True, name="bridge-notes").start()
 
-        def accept(self, body: str, receipt: str | None) -> str:
-            t = time.time()
-            outcome = super().accept(body, receipt)
-            self.accepted.append((t, json.loads(body)))
-            return outcome
+        def _read(self) -> None:
+            for line in self.proc.stdout:
+                try:
+                    n = json.loads(line)
+                except ValueError:
+                    continue
+                if n["ev"] == "started":
+                    self.started.set()
+                elif n["ev"] == "accepted":
+                    self.accepted.append((n["at"], n["command"]))
+                elif n["ev"] == "result":
+                    self.results[n["command_id"]] = n["t"]
+                elif n["ev"] == "sent":
+                    self.sent[n["command_id"]] = n["t"]
 
-        def put(self, kind: str, **kw) -> None:
-            super().put(kind, **kw)
-            if kind == "command_result":
-                self.results[kw["command_id"]] = time.time()
-
-        def send_once(self) -> int:
-            rows = self.outbox.peek(self.config.send_batch)
-            n = super().send_once()
-            t = time.time()
-            for _, kind, body in rows[:n]:
-                if kind == "command_result":
-                    self.sent[json.loads(body)["command_id"]] = t
-            return n
+        def stop(self) -> None:
+            if self.proc.poll() is None:
+                self.proc.stdin.close()
+                try:
+                    self.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
 
     applied: dict[str, float] = {}
     errors: list[str] = []
@@ -245,11 +254,11 @@ def run(args, stack) -> int:
                     errors.append(f"uplink consumer: {e!r}")
                     time.sleep(0.5)
 
-    bridge = bridge_thread = consumer = None
+    bridge = consumer = None
     try:
         floor_modbus = modbus_floor(port, args.floor_samples)  # the bridge is not on the line yet
         floor_sqs = sqs_floor(args.floor_samples)
-        config = parse_config({
+        config = {
             "site_id": w.site.site_id, "secret": w.site.secret, "state_dir": str(tmp / "state"),
             "heartbeat_seconds": 60,
             "cloud": {"region": os.environ["AWS_REGION"], "uplink_queue_url": up, "down_queue_url": w.site.down_queue,
@@ -258,9 +267,10 @@ def run(args, stack) -> int:
             "buses": [{"name": "bus1", "type": "tcp", "host": "127.0.0.1", "port": port, "framing": "rtu",
                        "timeout": 0.5, "meters": [{"meter_id": meter, "address": 1, "model": MODEL,
                                                    "poll_seconds": 60}]}],
-        })
-        bridge = TimedBridge(config)
-        bridge_thread = bridge.run_in_thread()
+        }
+        bridge = BridgeProcess(config)
+        if not bridge.started.wait(60):
+            raise SystemExit("pay_to_power: the bridge process did not start")
         consumer = threading.Thread(target=consume, daemon=True, name="uplink-consumer")
         consumer.start()
 
@@ -313,12 +323,10 @@ def run(args, stack) -> int:
             if i < rounds - 1:
                 trip(i + 1, AMOUNT)
         bridge.stop()
-        bridge_thread.join(timeout=10)
         floor_modbus += modbus_floor(port, args.floor_samples)  # again once the bridge has left the line
     finally:
         if bridge is not None:
             bridge.stop()
-            bridge_thread.join(timeout=10)
         stop.set()
         if consumer is not None:
             consumer.join(timeout=10)

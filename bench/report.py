@@ -1,7 +1,7 @@
 """How every bench ends: one JSON object on its last line with its figures, its targets,
 which of them were missed and `"pass"`; the exit code is 0 when every target is met and
 MISSED (3) when one is not, so `make bench` stops on it. A crash exits 1 (Python's own
-code) and an emulator that cannot start exits 2 (infra/local.py)."""
+code) and an emulator that cannot start exits 2 (infra/local/stack.py)."""
 
 from __future__ import annotations
 

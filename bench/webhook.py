@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import finish, percentile  # noqa: E402
-from infra.local import dynamodb_request_counts, emulator_for_script  # noqa: E402
+from infra.local.stack import dynamodb_request_counts, emulator_for_script  # noqa: E402
 
 TARGET_RATIO, TARGET_P99_MS = 0.5, 500.0
 
@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--duplicates", type=float, default=0.3)
     parser.add_argument("--accounts", type=int, default=50)
     args = parser.parse_args()
-    from infra.paystack import PayStack
+    from infra.local.paystack import PayStack
 
     with emulator_for_script():
         stack = PayStack().start()
@@ -63,8 +63,8 @@ def run(args, stack) -> int:
     from core.store import payments as pstore
     from core.store.models import AccountItem, LedgerEntryItem, OrderItem
     from functions import wechatpay_notify
-    from infra.sitesim import LambdaContext
-    from tests.conftest import World
+    from infra.fakes.sitesim import LambdaContext
+    from testkit.builders import World
 
     rng = random.Random(7)
     unique = int(args.notifications * (1 - args.duplicates))

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from core.services.control import Control
+from core.services.startup import cold_start
+from core.settings import BASE, SITES
 
 log = Logger(service="feikong")
+NEEDS = BASE | SITES  # what this function needs deployed (core/settings.py; checked by infra/deploy)
 
 
 @log.inject_lambda_context
+@cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
-    return Control().tick()
+    return make_control().tick()
+
+
+def make_control():
+    """The control service, imported on first use (docs/cold-start.md); tests put their own here."""
+    from core.services.control import Control
+
+    return Control()

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from core.services.payments import Payments
+from core.services.startup import cold_start
+from core.settings import BASE, SITES, WECHATPAY
 
 log = Logger(service="feikong")
+NEEDS = BASE | WECHATPAY | SITES  # a credit may restore supply: commands signed for the site
 
 
 @log.inject_lambda_context
+@cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
+    from core.services.payments import Payments  # on first use (docs/cold-start.md)
+
     return Payments().sweep()

@@ -8,13 +8,18 @@ from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools import Logger
 
-from core.services.payments import Payments
+from core.services.startup import cold_start
+from core.settings import BASE, SITES, WECHATPAY
 
 log = Logger(service="feikong")
+NEEDS = BASE | WECHATPAY | SITES  # a missed credit is posted: it may restore supply
 
 
 @log.inject_lambda_context
+@cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
+    from core.services.payments import Payments  # on first use (docs/cold-start.md)
+
     day = event.get("bill_date") or (datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
                                      - timedelta(days=1)).isoformat()
     report = Payments().reconcile(day)

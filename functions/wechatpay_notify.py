@@ -10,13 +10,28 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from core.services.payments import Payments
+from core.services.startup import cold_start
+from core.settings import BASE, SITES, WECHATPAY
+
+if TYPE_CHECKING:
+    from core.services.payments import Payments
 
 log = Logger(service="feikong")
-payments = Payments()
+NEEDS = BASE | WECHATPAY | SITES  # a credit may restore supply: commands signed for the site
+payments: Payments | None = None  # made on the first notification, then kept warm (a bench may set its own)
+
+
+def _payments() -> Payments:
+    global payments
+    if payments is None:  # imported here: the store and SDKs load on first use (docs/cold-start.md)
+        from core.services.payments import Payments
+
+        payments = Payments()
+    return payments
 
 
 def _raw_body(event: dict) -> bytes | None:
@@ -30,7 +45,8 @@ def _raw_body(event: dict) -> bytes | None:
 
 
 @log.inject_lambda_context
+@cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
-    status, answer = payments.handle_notification(event.get("headers"), _raw_body(event))
+    status, answer = _payments().handle_notification(event.get("headers"), _raw_body(event))
     return {"statusCode": status, "headers": {"Content-Type": "application/json"},
             "body": json.dumps(answer, ensure_ascii=False)}

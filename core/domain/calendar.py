@@ -3,15 +3,14 @@
 China's calendar comes from maintained libraries, never a hand-typed list:
 `chinesecalendar` (statutory holidays *and* the adjusted working days, 调休) for the
 years it covers, then `holidays` (statutory holidays; weekends by weekday) beyond them.
+Both are imported on the first day asked about, not with this module: `holidays` alone
+costs ~0.1 s of a cold start, and most entry points never rate a reading.
 """
 
 from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-
-import chinese_calendar
-import holidays
 
 WORKDAY = "workday"
 WEEKEND = "weekend"
@@ -21,6 +20,8 @@ DAY_TYPES = (WORKDAY, WEEKEND, HOLIDAY)
 
 @lru_cache(maxsize=4096)
 def day_type(d: date) -> str:
+    import chinese_calendar
+
     try:
         is_off, name = chinese_calendar.get_holiday_detail(d)
     except NotImplementedError:
@@ -34,4 +35,6 @@ def day_type(d: date) -> str:
 
 @lru_cache(maxsize=64)
 def _statutory(year: int) -> frozenset[date]:
+    import holidays
+
     return frozenset(holidays.China(years=year).keys())

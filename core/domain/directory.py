@@ -17,6 +17,10 @@ from core.domain.naming import require_id
 
 _PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 
+# A balance below this (fen) is "low" in the console's overview: counted in its summary
+# and highlighted in its room list (50 yuan: the default first alarm level).
+LOW_BALANCE_FEN = 5000
+
 
 class MeterKind(StrEnum):
     ELECTRIC_1P = "electric_1p"  # single-phase electricity meter
@@ -133,13 +137,21 @@ class Account:
 
 @dataclass(frozen=True)
 class Site:
-    """An on-premise bridge with its own secret for signing queue messages."""
+    """An on-premise bridge with its own secret for signing queue messages. The secrets
+    live in Secrets Manager, not with the site's record: `secret` (the current key: signs
+    and verifies) and `previous_secret` (during a key rotation: still verifies) are filled
+    in by the services; the store leaves them empty."""
 
     site_id: str
     property_id: str
     name: str
-    secret: str
+    secret: str = ""
     down_queue: str = ""
+    previous_secret: str = ""
+
+    def keys(self) -> tuple[str, ...]:
+        """The keys a message from this site may be signed with, current first."""
+        return tuple(k for k in (self.secret, self.previous_secret) if k)
 
 
 @dataclass(frozen=True)

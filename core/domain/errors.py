@@ -66,3 +66,12 @@ class ContentionError(FeikongError):
 
     status = 503
     code = "contention"
+
+
+class WriteRefused(ConditionFailed):
+    """A write that joined a posting (core.domain.writes) was refused; `refused` holds the
+    refusals (record and, when known, what stands now). Not shown to clients."""
+
+    def __init__(self, message: str, refused: tuple = (), **details: object) -> None:
+        super().__init__(message, **details)
+        self.refused = tuple(refused)

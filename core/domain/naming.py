@@ -10,34 +10,18 @@ characters break logs and headers. Hence a closed charset and a bounded length.
 
 from __future__ import annotations
 
-import os
-import re
-
 from core.domain.errors import ValidationError
+from core.protocol.ids import DERIVED_ID_MAX, ID_CHARS, ID_MAX, id_problem  # the rule lives with the protocol
+
+__all__ = ["DERIVED_ID_MAX", "ID_CHARS", "ID_MAX", "SERVICE", "id_problem", "require_id", "resource_name"]
 
 SERVICE = "feikong"
 
-ID_MAX = 64  # ids chosen by people or systems (entities, openids)
-DERIVED_ID_MAX = 200  # ids composed from other ids (ledger entries: "use:<meter>:<seq>")
-ID_CHARS = "A-Za-z0-9_.:@-"
-_ID_RE = re.compile(rf"[A-Za-z0-9][{ID_CHARS}]*")
 
-
-def stage() -> str:
-    return os.environ.get("FEIKONG_STAGE", "dev")
-
-
-def resource_name(name: str) -> str:
-    return f"{SERVICE}-{stage()}-{name}"
-
-
-def id_problem(value: object, max_len: int = ID_MAX) -> str | None:
-    """Why value is not a valid id ("id_empty" or "id_invalid"), or None."""
-    if not isinstance(value, str) or not value.strip():
-        return "id_empty"
-    if len(value) > max_len or not _ID_RE.fullmatch(value):
-        return "id_invalid"
-    return None
+def resource_name(name: str, stage: str) -> str:
+    """feikong-<stage>-<name>. The stage is a setting (core/settings.py: `resource_name`
+    reads it); the domain reads no environment."""
+    return f"{SERVICE}-{stage}-{name}"
 
 
 def require_id(value: object, field: str, max_len: int = ID_MAX) -> str:

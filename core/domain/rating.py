@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from core.domain.tariff import PERIODS, Charge, Plan, RatingCarry, cycle_at, rate
+from core.protocol.messages import MeterReading  # the wire type, rated here; re-exported
 
 RESOLUTION = Decimal("0.01")  # register resolution; sums of TOU registers may differ by this
 JUMP_MARGIN = Decimal("1.2")  # allow 20% over the rated power before calling it implausible
@@ -52,21 +53,6 @@ ANOMALY_NAMES = {
     JUMP: "用量超过表计额定功率可能的上限",
     GAP: "离线后长时间无读数",
 }
-
-
-@dataclass(frozen=True)
-class MeterReading:
-    meter_id: str
-    seq: int
-    read_at: datetime  # the meter's own read time
-    total: Decimal
-    registers: dict[str, Decimal] = field(default_factory=dict)  # TOU registers, when reported
-    balance: int | None = None  # meter-side money (fen), when the meter keeps it
-    purchase_count: int | None = None
-    relay_state: str | None = None  # "open" / "closed" as read back with the reading, when reported
-
-    def values(self) -> tuple:
-        return (self.total, tuple(sorted(self.registers.items())))
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 
-import boto3
-
-from core.domain.naming import resource_name
+from core import aws
+from core.settings import get_settings, resource_name
 
 # Static queues. Site down queues are made per site at registration (site_queue_name).
 QUEUES: dict[str, dict] = {
@@ -19,6 +18,16 @@ QUEUES: dict[str, dict] = {
         "fifo": False,
         "attributes": {"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600"},  # 6 x consumer timeout
         "dead_letter": {"queue": "uplink-dlq", "max_receive_count": 5},
+    },
+    # the nightly ledger audit's batches of accounts (functions/ledger_audit.py fans out)
+    "ledger-audit-dlq": {
+        "fifo": False,
+        "attributes": {"MessageRetentionPeriod": "1209600"},
+    },
+    "ledger-audit": {
+        "fifo": False,
+        "attributes": {"VisibilityTimeout": "1800", "MessageRetentionPeriod": "345600"},  # 6 x worker timeout; 4 days
+        "dead_letter": {"queue": "ledger-audit-dlq", "max_receive_count": 3},
     },
 }
 
@@ -38,14 +47,9 @@ def site_queue_name(site_id: str) -> str:
     return resource_name(f"site-{site_id}-down.fifo")
 
 
-_client = None
-
-
 def sqs():
-    global _client
-    if _client is None:
-        _client = boto3.client("sqs")
-    return _client
+    """The process's SQS client, made on first use from the shared session (core/aws.py)."""
+    return aws.client("sqs")
 
 
 def ensure_site_queue(site_id: str) -> str:
@@ -69,3 +73,15 @@ def uplink_url() -> str:
 
 def send_uplink(body: dict) -> None:
     sqs().send_message(QueueUrl=uplink_url(), MessageBody=json.dumps(body, ensure_ascii=False))
+
+
+def send_audit_batches(bodies: list[dict]) -> None:
+    """Messages on the ledger audit queue, up to ten a request."""
+    # FEIKONG_AUDIT_QUEUE_URL: set by serverless.yml; locally found by name
+    url = get_settings().audit_queue_url or sqs().get_queue_url(QueueName=queue_name("ledger-audit"))["QueueUrl"]
+    for start in range(0, len(bodies), 10):
+        group = bodies[start:start + 10]
+        resp = sqs().send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "MessageBody": json.dumps(b, separators=(",", ":"))} for i, b in enumerate(group)])
+        if resp.get("Failed"):
+            raise RuntimeError(f"ledger audit batches not queued: {resp['Failed']}")

@@ -1,27 +1,33 @@
 """WeChat Pay API v3 adapter over `wechatpayv3` (JSAPI: mini-program and official account).
 
-Configured from the environment (FEIKONG_WECHATPAY_*), in the "WeChat Pay public key"
-mode (public key + its id, no platform certificate download). The API's base URL is
-configurable (FEIKONG_WECHATPAY_BASE_URL) so that local runs and tests talk to the
-emulator in infra/; that seam lives here and nowhere else.
+Configured from the `wechatpay` secret in Secrets Manager (merchant ids and keys), in the
+"WeChat Pay public key" mode (public key + its id, no platform certificate download). The
+API's base URL is a setting (FEIKONG_WECHATPAY_BASE_URL) so that local runs and tests
+talk to the emulator in infra/; that seam lives here and nowhere else.
+
+wechatpayv3 (with requests and cryptography, ~0.1 s to import) is imported when a client
+first verifies a notification or calls WeChat Pay, not with this module: most entry
+points that import the payment service never do either.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-import os
 import re
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from urllib.parse import quote
 
-import requests
-from wechatpayv3 import WeChatPay, WeChatPayType
-from wechatpayv3.utils import aes_decrypt, load_public_key, rsa_verify
-
+from core.domain.errors import FeikongError
+from core.domain.money import parse_yuan
 from core.domain.payments import timestamp_fresh
+from core.integrations import secrets as secret_store
+from core.settings import get_settings
 
 DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
 
@@ -46,6 +52,8 @@ NO_ANSWER = 0  # WeChatPayError.status when WeChat did not answer (timeout, conn
 
 def _answered(call):
     """Run a wechatpayv3 call; a missing or unverifiable answer becomes WeChatPayError(0)."""
+    import requests
+
     try:
         return call()
     except requests.RequestException as e:
@@ -69,34 +77,32 @@ class PayConfig:
     read_timeout: float = 10.0  # seconds to wait for an answer (FEIKONG_WECHATPAY_READ_TIMEOUT)
 
     @staticmethod
-    def from_env() -> PayConfig:
-        e = os.environ
-
-        def need(name: str) -> str:
-            value = e.get(name, "")
-            if not value:
-                raise RuntimeError(f"{name} is not set: WeChat Pay is not configured")
-            return value.replace("\\n", "\n")
-
+    def from_settings() -> PayConfig:
+        """The merchant's configuration and keys from the `wechatpay` secret (Secrets
+        Manager, FEIKONG_WECHATPAY_SECRET_ID: JSON with appid, mchid, cert_serial,
+        private_key, apiv3_key, public_key_id, public_key, notify_url and optionally
+        refund_notify_url); the endpoint and timeout from the settings."""
+        m = secret_store.named("wechatpay")
+        s = get_settings()
         return PayConfig(
-            appid=need("FEIKONG_WECHAT_APPID"),
-            mchid=need("FEIKONG_WECHATPAY_MCHID"),
-            private_key=need("FEIKONG_WECHATPAY_PRIVATE_KEY"),
-            cert_serial_no=need("FEIKONG_WECHATPAY_CERT_SERIAL"),
-            apiv3_key=need("FEIKONG_WECHATPAY_APIV3_KEY"),
-            public_key=need("FEIKONG_WECHATPAY_PUBLIC_KEY"),
-            public_key_id=need("FEIKONG_WECHATPAY_PUBLIC_KEY_ID"),
-            notify_url=need("FEIKONG_WECHATPAY_NOTIFY_URL"),
-            refund_notify_url=e.get("FEIKONG_WECHATPAY_REFUND_NOTIFY_URL") or need("FEIKONG_WECHATPAY_NOTIFY_URL"),
-            base_url=e.get("FEIKONG_WECHATPAY_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
-            read_timeout=float(e.get("FEIKONG_WECHATPAY_READ_TIMEOUT") or 10),
+            appid=m["appid"], mchid=m["mchid"], private_key=m["private_key"], cert_serial_no=m["cert_serial"],
+            apiv3_key=m["apiv3_key"], public_key=m["public_key"], public_key_id=m["public_key_id"],
+            notify_url=m["notify_url"], refund_notify_url=m.get("refund_notify_url") or m["notify_url"],
+            base_url=s.wechatpay_base_url.rstrip("/"), read_timeout=s.wechatpay_read_timeout,
         )
 
 
 class WeChatPayClient:
     def __init__(self, config: PayConfig) -> None:
         self.config = config
-        self._pay = WeChatPay(
+
+    @cached_property
+    def _pay(self):
+        """The wechatpayv3 client, made on the first call to WeChat Pay."""
+        from wechatpayv3 import WeChatPay, WeChatPayType
+
+        config = self.config
+        pay = WeChatPay(
             wechatpay_type=WeChatPayType.JSAPI,
             mchid=config.mchid,
             private_key=config.private_key,
@@ -108,8 +114,14 @@ class WeChatPayClient:
             public_key_id=config.public_key_id,
             timeout=(3, config.read_timeout),
         )
-        self._pay._core._gate_way = config.base_url  # the one place that knows the seam
-        self._public_key = load_public_key(config.public_key)
+        pay._core._gate_way = config.base_url  # the one place that knows the seam
+        return pay
+
+    @cached_property
+    def _public_key(self):
+        from wechatpayv3.utils import load_public_key
+
+        return load_public_key(self.config.public_key)
 
     @staticmethod
     def _result(code: int, text, ok=(200, 204)) -> dict:
@@ -190,6 +202,8 @@ class WeChatPayClient:
         RSA-SHA256 signature over `timestamp\nnonce\nbody\n`, and AES-256-GCM decryption.
         Returns the notification with its `resource` decrypted (a dict), or raises
         NotificationRejected with a stable reason and the HTTP status to answer."""
+        from wechatpayv3.utils import aes_decrypt, rsa_verify
+
         h = headers if isinstance(headers, dict) else {}
         values = {name: _header(h, name) for name in NOTIFY_HEADERS}
         for name, pattern in NOTIFY_HEADERS.items():
@@ -263,10 +277,32 @@ _client: WeChatPayClient | None = None
 def client() -> WeChatPayClient:
     global _client
     if _client is None:
-        _client = WeChatPayClient(PayConfig.from_env())
+        _client = WeChatPayClient(PayConfig.from_settings())
     return _client
 
 
 def reset() -> None:
     global _client
     _client = None
+
+
+def parse_trade_bill(text: str) -> dict[str, dict]:
+    """Successful trades of a WeChat trade bill (CSV, fields prefixed with a backtick)."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return {}
+    header = [h.strip() for h in rows[0]]
+    try:
+        i_no, i_tx, i_state = header.index("商户订单号"), header.index("微信订单号"), header.index("交易状态")
+        i_amount = header.index("订单金额") if "订单金额" in header else header.index("应结订单金额")
+    except ValueError:
+        raise FeikongError("账单格式无法识别", code="bill_unreadable") from None
+    out = {}
+    for row in rows[1:]:
+        if len(row) <= max(i_no, i_tx, i_state, i_amount) or not row[0].startswith("`"):
+            continue  # the summary lines at the end
+        cells = [c.strip().lstrip("`") for c in row]
+        if cells[i_state] != "SUCCESS":
+            continue
+        out[cells[i_no]] = {"transaction_id": cells[i_tx], "amount": parse_yuan(cells[i_amount])}
+    return out

@@ -1,19 +1,41 @@
-"""Tenant login: a wx.login() code becomes a short-lived bearer token for the API."""
+"""Tenant login and sessions (docs/tenant-auth.md).
+
+A wx.login() code becomes a session: a 15-minute access token (HS256 JWT naming the
+openid and the session) and a rotating refresh token, of which the store keeps only the
+hash. Every request's access token is checked against its session with one consistent
+read, so logout, a detected refresh-token theft or a rebinding stops it at once.
+"""
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from types import ModuleType
 
-import jwt
+from aws_lambda_powertools import Logger
 
+from core.domain.clock import Clock, utcnow
 from core.domain.errors import FeikongError, ValidationError
+from core.domain.naming import id_problem, require_id
+from core.domain.sessions import (
+    Refresh,
+    TenantSession,
+    access_expiry,
+    hash_token,
+    judge_refresh,
+    open_session,
+    parse_refresh_token,
+    refresh_token,
+    rotated,
+)
+from core.integrations import secrets as secrets_store
 from core.integrations import wechat
-from core.services.ledger import Clock, utcnow
 from core.store import directory as dstore
+from core.store import sessions as sstore
 
-TOKEN_TTL = timedelta(hours=2)
 ISSUER = "feikong"
+log = Logger(service="feikong", child=True)
 
 
 class Unauthorized(FeikongError):
@@ -21,38 +43,127 @@ class Unauthorized(FeikongError):
     code = "unauthorized"
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who a request's access token speaks for."""
+
+    openid: str
+    session_id: str
+
+
 def _secret() -> str:
-    secret = os.environ.get("FEIKONG_JWT_SECRET", "")
+    """The tokens' HS256 key: the `jwt` secret in Secrets Manager (FEIKONG_JWT_SECRET_ID)."""
+    secret = secrets_store.named("jwt")
     if len(secret) < 32:
-        raise RuntimeError("FEIKONG_JWT_SECRET must be set (32+ characters)")
+        raise RuntimeError("the JWT secret must be 32+ characters")
     return secret
 
 
-def login(code: object, clock: Clock = utcnow) -> dict:
-    if not isinstance(code, str) or not code or len(code) > 128:
-        raise ValidationError("缺少登录凭证 code", code="code_required", field="code")
-    try:
-        session = wechat.code_to_session(code)
-    except wechat.LoginRefused:
-        raise Unauthorized("微信登录失败，请重试", code="login_refused") from None
-    openid = session["openid"]
+def _seconds(until: datetime, now: datetime) -> int:
+    return max(0, int((until - now).total_seconds()))
+
+
+class TenantAuth:
+    """Login, refresh, logout and the per-request check. `sessions` is the session store
+    (core/store/sessions.py); `clock` is injected so tests expire tokens without sleeping."""
+
+    def __init__(self, clock: Clock = utcnow, sessions: ModuleType = sstore) -> None:
+        self.clock = clock
+        self.sessions = sessions
+
+    # --- issuing ----------------------------------------------------------------------
+
+    def _tokens(self, s: TenantSession, refresh: str, now: datetime) -> dict:
+        import jwt  # PyJWT (with cryptography) loads with the first token, not the app (docs/cold-start.md)
+
+        exp = access_expiry(s, now)
+        access = jwt.encode({"sub": s.openid, "sid": s.session_id, "iss": ISSUER, "iat": int(now.timestamp()),
+                             "exp": int(exp.timestamp())}, _secret(), algorithm="HS256")
+        return {"token": access, "token_type": "Bearer", "expires_in": _seconds(exp, now),
+                "refresh_token": refresh, "refresh_expires_in": _seconds(s.expires_at, now)}
+
+    def login(self, code: object) -> dict:
+        if not isinstance(code, str) or not code or len(code) > 128:
+            raise ValidationError("缺少登录凭证 code", code="code_required", field="code")
+        try:
+            session = wechat.code_to_session(code)
+        except wechat.LoginRefused:
+            raise Unauthorized("微信登录失败，请重试", code="login_refused") from None
+        openid = require_id(session["openid"], "openid")
+        now = self.clock()
+        sid = secrets.token_hex(16)
+        refresh = refresh_token(openid, sid, secrets.token_urlsafe(32))
+        s = open_session(openid, sid, hash_token(refresh), now)
+        if not self.sessions.create(s):  # 128 random bits taken: never expected
+            raise RuntimeError("session id collision")
+        tenants = dstore.tenants_by_openid(openid)
+        return {**self._tokens(s, refresh, now),
+                "bound": bool(tenants), "properties": sorted({t.property_id for t in tenants})}
+
+    def refresh(self, token: object) -> dict:
+        """Spend a refresh token for a new access and refresh token. A spent token
+        presented again revokes its session (the thief or the tenant will have to log in)."""
+        if not isinstance(token, str) or not token:
+            raise ValidationError("缺少刷新凭证 refresh_token", code="refresh_token_required", field="refresh_token")
+        key = parse_refresh_token(token)
+        if key is None:
+            raise Unauthorized("登录凭证无效，请重新登录", code="refresh_invalid")
+        now = self.clock()
+        s = self.sessions.get(*key)
+        token_hash = hash_token(token)
+        verdict = judge_refresh(s, token_hash, now)
+        if verdict is Refresh.ROTATE:
+            new = refresh_token(s.openid, s.session_id, secrets.token_urlsafe(32))
+            after = rotated(s, hash_token(new), now)
+            if self.sessions.rotate(s, after):
+                return self._tokens(after, new, now)
+            verdict = Refresh.REUSED  # the same token was spent a moment ago by another request
+        if verdict is Refresh.REUSED:
+            self.sessions.revoke(s.openid, s.session_id, now, "refresh_reused")
+            log.warning("spent refresh token presented again: session revoked", extra={"session_id": s.session_id})
+            raise Unauthorized("登录凭证已被使用过，为保护账户安全已退出登录，请重新登录", code="refresh_reused")
+        if verdict is Refresh.EXPIRED:
+            raise Unauthorized("登录已过期，请重新登录", code="refresh_expired")
+        if verdict is Refresh.REVOKED:
+            raise Unauthorized("登录已失效，请重新登录", code="session_revoked")
+        raise Unauthorized("登录凭证无效，请重新登录", code="refresh_invalid")
+
+    # --- checking and ending ----------------------------------------------------------
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        """The caller of a request with `Authorization: Bearer <access token>`, whose
+        session must be live now (one consistent read); otherwise Unauthorized."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("请先登录", code="unauthorized")
+        import jwt
+
+        try:
+            claims = jwt.decode(authorization[7:], _secret(), algorithms=["HS256"], issuer=ISSUER,
+                                options={"require": ["exp", "iat", "sub", "iss", "sid"], "verify_exp": False,
+                                         "verify_iat": False})  # time is judged below, on the injected clock
+        except jwt.PyJWTError:
+            raise Unauthorized("登录凭证无效，请重新登录", code="token_invalid") from None
+        openid, sid, exp = claims["sub"], claims["sid"], claims["exp"]
+        if not isinstance(sid, str) or not isinstance(exp, int) or id_problem(openid):
+            raise Unauthorized("登录凭证无效，请重新登录", code="token_invalid")
+        now = self.clock()
+        if now.timestamp() >= exp:  # checked against the injected clock, not PyJWT's
+            raise Unauthorized("登录已过期，请刷新或重新登录", code="token_expired")
+        s = self.sessions.get(openid, sid)
+        if s is None or not s.live(now):
+            raise Unauthorized("登录已失效，请重新登录", code="session_revoked")
+        return Caller(openid, sid)
+
+    def logout(self, caller: Caller) -> None:
+        self.sessions.revoke(caller.openid, caller.session_id, self.clock(), "logout")
+
+
+def revoke_openid(openid: str, reason: str, clock: Clock = utcnow, sessions: ModuleType = sstore) -> int:
+    """Revoke every live session of a WeChat user (rebinding); the number revoked."""
     now = clock()
-    token = jwt.encode({"sub": openid, "iss": ISSUER, "iat": int(now.timestamp()),
-                        "exp": int((now + TOKEN_TTL).timestamp())}, _secret(), algorithm="HS256")
-    tenants = dstore.tenants_by_openid(openid)
-    return {"token": token, "expires_in": int(TOKEN_TTL.total_seconds()),
-            "bound": bool(tenants), "properties": sorted({t.property_id for t in tenants})}
-
-
-def openid_from(authorization: str | None) -> str:
-    if not authorization or not authorization.startswith("Bearer "):
-        raise Unauthorized("请先登录", code="unauthorized")
-    try:
-        claims = jwt.decode(authorization[7:], _secret(), algorithms=["HS256"], issuer=ISSUER,
-                            options={"require": ["exp", "sub", "iss"]})
-    except jwt.PyJWTError:
-        raise Unauthorized("登录已失效，请重新登录", code="token_invalid") from None
-    return claims["sub"]
+    return sum(
+        1 for s in sessions.of_openid(openid) if s.revoked_at is None and sessions.revoke(openid, s.session_id, now, reason)
+    )
 
 
 def tenant_accounts(openid: str) -> list:

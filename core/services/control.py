@@ -5,45 +5,62 @@ sent to sites, results applied, and the periodic tick (pending cuts, expiry, off
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
 from core.domain import control as policy
-from core.domain import messages
-from core.domain.directory import RelayState
+from core.domain.clock import Clock, utcnow
+from core.domain.directory import RelayState, Site
 from core.domain.errors import NotFound, ValidationError
+from core.domain.events import Event, Subject
 from core.domain.ledger import AccountState, Entry, format_time
+from core.domain.meters import MeterState
+from core.domain.writes import AddEvent
 from core.integrations import queues
+from core.protocol import messages
+from core.services import sites
 from core.services.cache import TTLCache
-from core.services.ledger import Clock, LedgerService, utcnow
+from core.services.ledger import LedgerService
+from core.settings import get_settings
+from core.store import commands as commands_store
 from core.store import directory as dstore
-from core.store import metering as store
-from core.store.metering import MeterContext
+from core.store import events as events_store
+from core.store import ledger as accounts_store
+from core.store import meters as meters_store
+from core.store import tariffs as tariffs_store
 
 log = Logger(service="feikong", child=True)
 
 RESEND_AFTER = timedelta(seconds=30)
-OFFLINE_AFTER = timedelta(minutes=int(os.environ.get("FEIKONG_OFFLINE_MINUTES", "30")))
 
 
 _sites = TTLCache()
 _protection = TTLCache()
+# which meters an account has (rarely changes): the restore after a payment reads only the
+# meters themselves; the reconciler always asks afresh, so a meter added meanwhile is found
+_account_meters = TTLCache()
 
 
 def site(site_id: str):
-    return _sites.get(site_id, dstore.get_site)
+    """A site with its signing keys (Secrets Manager), cached 60 s like other lookups."""
+    return _sites.get(site_id, lambda i: sites.with_keys(dstore.get_site(i)))
+
+
+def forget_sites() -> None:
+    """Drop cached sites (after a key rotation in this process)."""
+    _sites.clear()
 
 
 def protection(property_id: str) -> policy.ProtectionSettings:
-    return _protection.get(property_id, lambda p: policy.ProtectionSettings.from_dict(store.get_protection(p)))
+    return _protection.get(property_id, lambda p: policy.ProtectionSettings.from_dict(tariffs_store.get_protection(p)))
 
 
 def set_protection(property_id: str, settings: dict) -> policy.ProtectionSettings:
     parsed = policy.ProtectionSettings.from_dict(settings)
-    store.set_protection(property_id, parsed.to_dict())
+    tariffs_store.set_protection(property_id, parsed.to_dict())
     _protection.clear()
     return parsed
 
@@ -67,27 +84,29 @@ def control_view(state: AccountState, balance: int | None = None) -> policy.Cont
     )
 
 
-def alarm_event(state: AccountState, n: policy.AlarmNotice, at: datetime) -> dict:
-    return {
-        "scope": f"account#{state.account_id}",
-        "event_id": f"alarm:{n.level_index + 1}:{n.crossing}:{n.occurrence}",
-        "property_id": state.property_id,
-        "at": format_time(at),
-        "type": "low_balance",
-        "status": "to_notify",
-        "message": n.message,
-        "data": {"level": n.level_index + 1, "threshold": n.threshold, "balance": n.balance,
-                 "occurrence": n.occurrence},
-    }
+def alarm_event(state: AccountState, n: policy.AlarmNotice, at: datetime) -> Event:
+    return Event(
+        Subject.account(state.account_id),
+        f"alarm:{n.level_index + 1}:{n.crossing}:{n.occurrence}",
+        "low_balance",
+        state.property_id,
+        format_time(at),
+        status="to_notify",
+        message=n.message,
+        data={"level": n.level_index + 1, "threshold": n.threshold, "balance": n.balance,
+              "occurrence": n.occurrence},
+    )
 
 
-def decide_after(state: AccountState, entry: Entry, now: datetime) -> tuple[dict, list[dict], policy.ControlDecision]:
+def decide_after(state: AccountState, entry: Entry, now: datetime,
+                 protection_of: Callable[[str], policy.ProtectionSettings] = protection,
+                 ) -> tuple[dict, list[Event], policy.ControlDecision]:
     """Alarms and supply decision for an account whose balance moves to entry.balance_after."""
     config = alarm_config(state)
     alarm_state, notices = policy.alarms_after(config, state.control.get("alarm_state") or {}, state.balance,
                                                entry.balance_after, now)
     alarm_state, repeats = policy.due_repeats(config, alarm_state, entry.balance_after, now)
-    decision = policy.decide(control_view(state, entry.balance_after), protection(state.property_id), now)
+    decision = policy.decide(control_view(state, entry.balance_after), protection_of(state.property_id), now)
     changes: dict = {}
     if alarm_state != (state.control.get("alarm_state") or {}):
         changes["alarm_state"] = alarm_state
@@ -112,9 +131,23 @@ def supply_flag(at: datetime) -> dict:
 
 
 class Control:
-    def __init__(self, ledger: LedgerService | None = None, clock: Clock = utcnow) -> None:
+    """Repositories are injected (the real store modules by default; testkit.fakes for unit
+    tests), as are the site lookup, the protection settings and the command queue (None:
+    core.integrations.queues, looked up per send)."""
+
+    def __init__(self, ledger: LedgerService | None = None, clock: Clock = utcnow, *,
+                 meters=meters_store, commands=commands_store, events=events_store, accounts=accounts_store,
+                 directory=dstore, sites: Callable[[str], Site | None] = site,
+                 protection_of: Callable[[str], policy.ProtectionSettings] = protection,
+                 send: Callable[..., None] | None = None) -> None:
         self.ledger = ledger or LedgerService(clock=clock)
         self.clock = clock
+        self.meters, self.commands, self.events, self.accounts = meters, commands, events, accounts
+        self.directory, self.sites, self.protection_of, self.send = directory, sites, protection_of, send
+
+    def decide_after(self, state: AccountState, entry: Entry,
+                     now: datetime) -> tuple[dict, list[Event], policy.ControlDecision]:
+        return decide_after(state, entry, now, self.protection_of)
 
     # -- commands ------------------------------------------------------------------
 
@@ -125,21 +158,21 @@ class Control:
         are idempotent by (meter, op, cause, args)."""
         if op not in policy.OPERATIONS:
             raise ValidationError(f"未知命令 {op}", code="op_invalid")
-        m = store.load_meter(meter_id)
+        m = self.meters.load_meter(meter_id)
         if m is None:
             raise NotFound("表计不存在", code="meter_not_found")
         if op in policy.RELAY_OPERATIONS:
             return self._issue_relay(m, op, cause, actor, attempts)
         digest = hashlib.sha256(f"{meter_id}|{op}|{cause}|{sorted((args or {}).items())}".encode()).hexdigest()[:16]
         command = self._command(m, f"{op.lower()}-{digest}", op, args or {}, cause, actor)
-        if store.create_command(command, m.property_id, m.account_id, None, None, self._command_event(m, command)) \
+        if self.commands.create_command(command, m.property_id, m.account_id, None, None, self._command_event(m, command)) \
                 == "exists":
-            return store.get_command(command.command_id) or command
+            return self.commands.get_command(command.command_id) or command
         self._send(command)
         log.info("command issued", command_id=command.command_id, meter_id=meter_id, op=op, cause=cause)
         return command
 
-    def _command(self, m: MeterContext, command_id: str, op: str, args: dict, cause: str, actor: str) -> policy.Command:
+    def _command(self, m: MeterState, command_id: str, op: str, args: dict, cause: str, actor: str) -> policy.Command:
         now = self.clock()
         return policy.Command(
             command_id=command_id, site_id=m.site_id, meter_id=m.meter_id, op=op, args=args, cause=cause,
@@ -148,23 +181,21 @@ class Control:
         )
 
     @staticmethod
-    def _command_event(m: MeterContext, c: policy.Command) -> dict:
-        return {
-            "scope": f"meter#{m.meter_id}", "event_id": f"command:{c.command_id}", "property_id": m.property_id,
-            "at": c.issued_at, "type": "command", "status": "", "message": f"{c.op} ({c.cause})",
-            "data": {"command_id": c.command_id, "op": c.op, "cause": c.cause, "actor": c.actor, **c.args},
-        }
+    def _command_event(m: MeterState, c: policy.Command) -> Event:
+        return Event(Subject.meter(m.meter_id), f"command:{c.command_id}", "command", m.property_id, c.issued_at,
+                     message=f"{c.op} ({c.cause})",
+                     data={"command_id": c.command_id, "op": c.op, "cause": c.cause, "actor": c.actor, **c.args})
 
-    def live_relay(self, m: MeterContext) -> policy.Command | None:
+    def live_relay(self, m: MeterState) -> policy.Command | None:
         """The meter's outstanding relay command if it may still run."""
         if not m.relay_command_id:
             return None
-        c = store.get_command(m.relay_command_id)
+        c = self.commands.get_command(m.relay_command_id)
         if c is None or c.state not in policy.OPEN_STATES or c.expires_at <= format_time(self.clock()):
             return None
         return c
 
-    def _issue_relay(self, m: MeterContext, op: str, cause: str, actor: str, attempts: int | None) -> policy.Command:
+    def _issue_relay(self, m: MeterState, op: str, cause: str, actor: str, attempts: int | None) -> policy.Command:
         relay = RelayState.OPEN if op == policy.TRIP else RelayState.CLOSED
         for _ in range(8):
             live = self.live_relay(m)
@@ -172,7 +203,7 @@ class Control:
                 return live  # the same order is already on its way
             seq = m.relay_seq + 1
             command = self._command(m, policy.relay_command_id(m.meter_id, op, seq), op, {}, cause, actor)
-            outcome = store.create_command(command, m.property_id, m.account_id, m.relay_command_id, str(relay),
+            outcome = self.commands.create_command(command, m.property_id, m.account_id, m.relay_command_id, str(relay),
                                            self._command_event(m, command), relay_seq=seq,
                                            attempts=attempts if attempts is not None else 1,
                                            supersede_open=live is not None)
@@ -182,26 +213,26 @@ class Control:
                          superseded=live.command_id if live else None, attempt=attempts)
                 return command
             if outcome == "exists":  # this very attempt was written before (a lost response)
-                return store.get_command(command.command_id) or command
-            m = store.load_meter(m.meter_id)  # another issuer moved the meter: look again
+                return self.commands.get_command(command.command_id) or command
+            m = self.meters.load_meter(m.meter_id)  # another issuer moved the meter: look again
         raise RuntimeError(f"could not issue {op} for {m.meter_id}")
 
     def _send(self, c: policy.Command) -> None:
-        s = site(c.site_id)
+        s = self.sites(c.site_id)
         body = messages.sign(
             messages.envelope("command", c.site_id, c.command_id, self.clock(), command_id=c.command_id,
                               meter_id=c.meter_id, op=c.op, args=c.args, issued_at=c.issued_at,
                               expires_at=c.expires_at),
             s.secret,
         )
-        queues.send_command(s.down_queue, body, group=c.meter_id, dedup=c.command_id)
-        store.move_command(c.command_id, policy.SENT, format_time(self.clock()), (policy.QUEUED,))
+        (self.send or queues.send_command)(s.down_queue, body, group=c.meter_id, dedup=c.command_id)
+        self.commands.move_command(c.command_id, policy.SENT, format_time(self.clock()), (policy.QUEUED,))
 
     def command_result(self, msg: dict) -> None:
         command_id, status = msg.get("command_id"), msg.get("status")
         if status not in (policy.APPLIED, policy.FAILED):
             raise messages.BadMessage("command result status must be applied or failed")
-        c = store.get_command(str(command_id))
+        c = self.commands.get_command(str(command_id))
         if c is None or c.site_id != msg["site_id"] or c.meter_id != msg.get("meter_id"):
             log.warning("command result for an unknown command", command_id=command_id, site_id=msg["site_id"])
             return
@@ -210,11 +241,11 @@ class Control:
         reported_at = str(msg.get("sent_at", ""))
         result = {"status": status, "relay_state": relay or "", "detail": str(msg.get("detail", ""))[:500],
                   "reported_at": reported_at}
-        moved = store.move_command(c.command_id, status, format_time(self.clock()), policy.OPEN_STATES, result)
+        moved = self.commands.move_command(c.command_id, status, format_time(self.clock()), policy.OPEN_STATES, result)
         if c.op in policy.RELAY_OPERATIONS:
             # what the meter read back is recorded whatever became of the command (a late
             # result of an expired command still tells the truth about the relay)
-            store.clear_relay_command(c.meter_id, c.command_id, relay, reported_at)
+            self.meters.clear_relay_command(c.meter_id, c.command_id, relay, reported_at)
             if status != policy.APPLIED or relay != policy.relay_target(c.op):
                 # the meter is not where the order meant it to be: the reconciler looks (an
                 # intent that changed since the order flagged the account when it changed)
@@ -233,7 +264,7 @@ class Control:
             self.ledger.post(account_id=c.account_id, entry_id=policy.purchase_entry_id(c.meter_id, count),
                              kind="meter_transfer", amount=int(c.args["amount"]), cause=f"command:{c.command_id}",
                              actor="control", memo=f"充值到表 {c.meter_id}（第 {count} 次购电）")
-            store.purchase_applied(c.meter_id, count)
+            self.meters.purchase_applied(c.meter_id, count)
         else:
             log.warning("recharge not applied", command_id=c.command_id, purchase_count=count, meter_count=reported,
                         detail=str(msg.get("detail", ""))[:200])
@@ -248,7 +279,9 @@ class Control:
             return []
         op = policy.TRIP if decision.trip_now else policy.CLOSE
         out = []
-        for m in store.meters_of_account(state.account_id):
+        for m in self.meters.load_meters(_account_meters.get(state.account_id, self.meters.meter_ids_of_account)):
+            if m.account_id != state.account_id:  # moved to another account since it was cached
+                continue
             intended = policy.intended_relay(decision.cut_state, m.billing_mode, m.keep_supply, m.retired)
             if intended is None or policy.relay_op(intended) != op:  # keep-supply meters are not tripped
                 continue
@@ -264,9 +297,9 @@ class Control:
         decisions = {}
 
         def hook(state: AccountState, entry: Entry):
-            changes, events, decision = decide_after(state, entry, now)
+            changes, events, decision = self.decide_after(state, entry, now)
             decisions["last"] = (state, decision)
-            return changes, [lambda tx, e=e: store.add_event(tx, e) for e in events]
+            return changes, [AddEvent(e) for e in events]
 
         entry = self.ledger.post(extras=extras, hook=hook, **fields)
         if entry.duplicate:
@@ -281,16 +314,16 @@ class Control:
     def supply_changed(self, account_id: str, at: datetime | None = None) -> None:
         """Put an account on the reconciler's list (due now unless told otherwise)."""
         f = supply_flag(at or self.clock())
-        store.flag_supply(account_id, f["supply_check_at"], f["supply_token"])
+        self.accounts.flag_supply(account_id, f["supply_check_at"], f["supply_token"])
 
     def evaluate(self, account_id: str, cause: str) -> policy.ControlDecision:
         """Re-decide an account's supply now (pending cut due, keep-supply lifted...)."""
         state = self.ledger.state(account_id, fresh=True)
         now = self.clock()
-        decision = policy.decide(control_view(state), protection(state.property_id), now)
+        decision = policy.decide(control_view(state), self.protection_of(state.property_id), now)
         if decision.changed:
             expected = state.control.get("cut_state") or policy.CUT_NONE
-            if not store.set_cut_state(account_id, decision.cut_state, decision.cut_due_at, expected):
+            if not self.accounts.set_cut_state(account_id, decision.cut_state, decision.cut_due_at, expected):
                 return decision  # someone else moved it; the next tick looks again
             self.ledger.remember_control(account_id, {"cut_state": decision.cut_state,
                                                       "cut_due_at": decision.cut_due_at})
@@ -305,13 +338,13 @@ class Control:
         """Bring every meter of an account to its intended state: relays to what the cut
         state says, meter-side money onto the meter. Clears the account's supply check when
         everything agrees, else moves it to when the next look is due."""
-        check = store.supply_check(account_id)
+        check = self.accounts.supply_check(account_id)
         state = self.ledger.state(account_id, fresh=True)
         now = self.clock()
         cut_state = state.control.get("cut_state") or policy.CUT_NONE
         waits: list[datetime] = []
         money_done = False
-        for m in store.meters_of_account(account_id):
+        for m in self.meters.meters_of_account(account_id):
             if m.retired:
                 continue
             if m.billing_mode == "meter":
@@ -325,10 +358,10 @@ class Control:
             if wait is not None:
                 waits.append(wait)
         if check is not None:
-            store.settle_supply_check(account_id, check[0], format_time(min(waits)) if waits else None)
+            self.accounts.settle_supply_check(account_id, check[0], format_time(min(waits)) if waits else None)
         return {"account_id": account_id, "agreed": not waits}
 
-    def _reconcile_relay(self, m: MeterContext, cut_state: str, now: datetime) -> datetime | None:
+    def _reconcile_relay(self, m: MeterState, cut_state: str, now: datetime) -> datetime | None:
         """None when the meter reports what it should; else when to look again."""
         intended = policy.intended_relay(cut_state, m.billing_mode, m.keep_supply, m.retired)
         if intended is None:
@@ -339,7 +372,7 @@ class Control:
             if live is not None and live.op != op:  # an order of an older intent is still out: overrule it
                 return policy.next_look(now, self._issue_relay(m, op, "reconcile", "control", 1).expires_at)
             if m.relay_attempts:
-                store.reset_relay_attempts(m.meter_id)
+                self.meters.reset_relay_attempts(m.meter_id)
             return None
         if live is not None and live.op == op:
             return policy.next_look(now, live.expires_at)
@@ -351,23 +384,23 @@ class Control:
         attempts = m.relay_attempts + 1 if same_streak else 1
         command = self._issue_relay(m, op, f"reconcile:{attempts}", "control", attempts)
         if attempts == policy.ALARM_AFTER_ATTEMPTS + 1:
-            store.put_event({
-                "scope": f"meter#{m.meter_id}", "event_id": f"supply_stuck:{command.command_id}",
-                "property_id": m.property_id, "at": format_time(now), "type": "supply_stuck", "status": "to_notify",
-                "message": "表计多次未执行" + ("断电" if op == policy.TRIP else "合闸") + "命令，请现场检查",
-                "data": {"account_id": m.account_id, "intended": intended, "reported": m.relay_state,
-                         "attempts": attempts - 1},
-            })
+            self.events.put_event(Event(
+                Subject.meter(m.meter_id), f"supply_stuck:{command.command_id}", "supply_stuck", m.property_id,
+                format_time(now), status="to_notify",
+                message="表计多次未执行" + ("断电" if op == policy.TRIP else "合闸") + "命令，请现场检查",
+                data={"account_id": m.account_id, "intended": intended, "reported": m.relay_state,
+                      "attempts": attempts - 1},
+            ))
             log.warning("supply does not converge", meter_id=m.meter_id, intended=intended, reported=m.relay_state,
                         attempts=attempts - 1)
         return policy.next_look(now, command.expires_at)
 
-    def _reconcile_money(self, state: AccountState, m: MeterContext, now: datetime) -> datetime | None:
+    def _reconcile_money(self, state: AccountState, m: MeterState, now: datetime) -> datetime | None:
         """Meter-side billing: the platform balance is money on its way to the meter. Send
         it as one purchase at a time (see docs/control.md, the purchase-count protocol)."""
         if m.purchase_pending is not None:
             count, amount, attempt = m.purchase_pending, int(m.purchase_pending_amount or 0), m.purchase_attempt
-            last = store.get_command(policy.recharge_command_id(m.meter_id, count, attempt))
+            last = self.commands.get_command(policy.recharge_command_id(m.meter_id, count, attempt))
             if last is not None and last.state in policy.OPEN_STATES and last.expires_at > format_time(now):
                 return policy.next_look(now, last.expires_at)
             if last is not None:
@@ -379,12 +412,12 @@ class Control:
             return None
         return self._issue_purchase(m, m.purchase_expected + 1, state.balance, 1, expected_attempt=None)
 
-    def _issue_purchase(self, m: MeterContext, count: int, amount: int, attempt: int,
+    def _issue_purchase(self, m: MeterState, count: int, amount: int, attempt: int,
                         expected_attempt: int | None) -> datetime:
         args = {"amount": amount, "purchase_count": count}
         command = self._command(m, policy.recharge_command_id(m.meter_id, count, attempt), policy.RECHARGE, args,
                                 f"purchase:{count}:{attempt}", "control")
-        outcome = store.create_command(command, m.property_id, m.account_id, None, None,
+        outcome = self.commands.create_command(command, m.property_id, m.account_id, None, None,
                                        self._command_event(m, command), purchase=(count, amount, attempt),
                                        expected_purchase=expected_attempt)
         if outcome == "created":
@@ -411,7 +444,7 @@ class Control:
     ) -> policy.ControlDecision:
         """Change an account's control settings, record who did it, and re-decide its
         supply at once (lowering the overdraft may cut; keep-supply lifted may cut)."""
-        account = dstore.get_account(account_id)
+        account = self.directory.get_account(account_id)
         if account is None or account.property_id != property_id:
             raise NotFound("账户不存在", code="account_not_found")
         if overdraft_limit is not None and (isinstance(overdraft_limit, bool) or not isinstance(overdraft_limit, int)
@@ -429,24 +462,24 @@ class Control:
                                      "keep_supply": keep_supply}.items() if v is not None}
         if not changes:
             raise ValidationError("没有要修改的设置", code="nothing_to_change")
-        dstore.set_account_settings(account_id, **changes)
+        self.directory.set_account_settings(account_id, **changes)
         now = format_time(self.clock())
-        store.put_event({"scope": f"account#{account_id}", "event_id": f"settings:{now}:{uuid.uuid4().hex[:8]}", "property_id": property_id,
-                         "at": now, "type": "settings", "message": "账户设置已修改",
-                         "data": {"actor": actor, **{k: str(v) for k, v in changes.items()}}})
+        self.events.put_event(Event(Subject.account(account_id), f"settings:{now}:{uuid.uuid4().hex[:8]}", "settings",
+                                    property_id, now, message="账户设置已修改",
+                                    data={"actor": actor, **{k: str(v) for k, v in changes.items()}}))
         return self.evaluate(account_id, f"settings:{account_id}:{now}")
 
     def set_meter_keep_supply(self, property_id: str, meter_id: str, keep: bool, actor: str) -> None:
-        m = dstore.get_meter(meter_id)
+        m = self.directory.get_meter(meter_id)
         if m is None or m.property_id != property_id:
             raise NotFound("表计不存在", code="meter_not_found")
         if not isinstance(keep, bool):
             raise ValidationError("保电必须是 true 或 false", code="keep_supply_invalid")
-        dstore.set_meter_keep_supply(meter_id, keep)
+        self.directory.set_meter_keep_supply(meter_id, keep)
         now = format_time(self.clock())
-        store.put_event({"scope": f"meter#{meter_id}", "event_id": f"keep_supply:{now}:{uuid.uuid4().hex[:8]}", "property_id": property_id,
-                         "at": now, "type": "settings", "message": "保电已开启" if keep else "保电已取消",
-                         "data": {"actor": actor, "keep_supply": keep}})
+        self.events.put_event(Event(Subject.meter(meter_id), f"keep_supply:{now}:{uuid.uuid4().hex[:8]}", "settings",
+                                    property_id, now, message="保电已开启" if keep else "保电已取消",
+                                    data={"actor": actor, "keep_supply": keep}))
 
     # -- the tick ----------------------------------------------------------------------
 
@@ -454,42 +487,41 @@ class Control:
         now = self.clock()
         now_iso = now.isoformat()
         cuts = 0
-        for account_id in store.due_cuts(now_iso):
+        for account_id in self.accounts.due_cuts(now_iso):
             if self.evaluate(account_id, f"pending-cut:{account_id}").trip_now:
                 cuts += 1
         expired = 0
-        for command_id in store.expired_commands(format_time(now)):
-            c = store.get_command(command_id)
-            if c and store.move_command(command_id, policy.EXPIRED, format_time(now), policy.OPEN_STATES):
+        for command_id in self.commands.expired_commands(format_time(now)):
+            c = self.commands.get_command(command_id)
+            if c and self.commands.move_command(command_id, policy.EXPIRED, format_time(now), policy.OPEN_STATES):
                 expired += 1
                 if c.op in policy.RELAY_OPERATIONS:
-                    store.clear_relay_command(c.meter_id, c.command_id, None)
+                    self.meters.clear_relay_command(c.meter_id, c.command_id, None)
                 if c.op in policy.RELAY_OPERATIONS + (policy.RECHARGE,):
                     self.supply_changed(c.account_id)
         resent = 0
-        for command_id in store.open_commands(format_time(now)):
-            c = store.get_command(command_id)
+        for command_id in self.commands.open_commands(format_time(now)):
+            c = self.commands.get_command(command_id)
             # written but never sent (SQS failed right after the record): send it now; the
             # site's FIFO queue drops a copy it already has (deduplication id = command id)
             if c and c.state == policy.QUEUED and c.issued_at <= format_time(now - RESEND_AFTER):
                 self._send(c)
                 resent += 1
         reconciled = 0
-        for account_id in store.due_supply_checks(format_time(now)):
+        for account_id in self.accounts.due_supply_checks(format_time(now)):
             try:
                 self.reconcile_account(account_id)
                 reconciled += 1
             except Exception:  # one account must not stop the others; its check stays due
                 log.exception("reconcile failed", account_id=account_id)
         offline = 0
-        for meter_id, last_seen in store.stale_meters(format_time(now - OFFLINE_AFTER)):
-            m = store.load_meter(meter_id)
+        for meter_id, last_seen in self.meters.stale_meters(format_time(now - timedelta(minutes=get_settings().offline_minutes))):
+            m = self.meters.load_meter(meter_id)
             if m is None:
                 continue
-            event = {"scope": f"meter#{meter_id}", "event_id": f"offline:{last_seen}", "property_id": m.property_id,
-                     "at": format_time(now), "type": "meter_offline", "message": "表计离线",
-                     "data": {"last_seen": last_seen}}
-            if store.set_meter_offline(meter_id, last_seen, event):
+            event = Event(Subject.meter(meter_id), f"offline:{last_seen}", "meter_offline", m.property_id,
+                          format_time(now), message="表计离线", data={"last_seen": last_seen})
+            if self.meters.set_meter_offline(meter_id, last_seen, event):
                 offline += 1
         result = {"cuts": cuts, "expired": expired, "offline": offline, "resent": resent, "reconciled": reconciled}
         log.info("control tick", **result)

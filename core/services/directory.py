@@ -6,10 +6,11 @@ property is reported as not found, never shown.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import replace
 
+from core.domain.clock import Clock, utcnow
 from core.domain.directory import (
+    LOW_BALANCE_FEN,
     Account,
     BillingMode,
     Building,
@@ -37,7 +38,7 @@ from core.domain.ledger import (
 )
 from core.domain.money import require_fen
 from core.integrations import queues
-from core.services.ledger import Clock, utcnow
+from core.services import auth, sites
 from core.store import directory as store
 from core.store.ledger import LedgerStore
 
@@ -74,7 +75,7 @@ def add_building(property_id: str, building_id: str, name: str) -> Building:
 
 def _require_building(property_id: str, building_id: str) -> None:
     require_id(building_id, "building_id")
-    if not store.exists(property_id, f"BUILDING#{building_id}"):
+    if not store.building_exists(property_id, building_id):
         raise NotFound("楼栋不存在", code="building_not_found", building_id=building_id)
 
 
@@ -93,7 +94,7 @@ def add_room(property_id: str, building_id: str, floor_id: str, room_id: str, na
     validate_ids(room_id=room_id, floor_id=floor_id)
     _require_property(property_id)
     _require_building(property_id, building_id)
-    if not store.exists(property_id, f"FLOOR#{building_id}#{floor_id}"):
+    if not store.floor_exists(property_id, building_id, floor_id):
         raise NotFound("楼层不存在", code="floor_not_found", floor_id=floor_id)
     r = Room(property_id, building_id, floor_id, room_id, require_name(name, "name"), require_area(area_m2))
     _create(store.put_room, r, "房间")
@@ -109,11 +110,22 @@ def register_tenant(property_id: str, tenant_id: str, name: str, phone: str) -> 
 
 
 def bind_openid(tenant_id: str, openid: str) -> Tenant:
+    """Bind a WeChat user to a tenant record. A rebinding (the tenant had another openid)
+    revokes the sessions of both WeChat users, so neither keeps a token minted for the
+    old binding (docs/tenant-auth.md): the previous user's before the write (a retry
+    still knows who that was) and after it (a login in between), the new user's after."""
     require_id(openid, "openid")
     t = store.get_tenant(require_id(tenant_id, "tenant_id"))
     if t is None:
         raise NotFound("租户不存在", code="tenant_not_found")
+    if t.openid == openid:
+        return t
+    if t.openid:
+        auth.revoke_openid(t.openid, "rebound")
     store.bind_openid(tenant_id, openid)
+    if t.openid:
+        auth.revoke_openid(t.openid, "rebound")
+    auth.revoke_openid(openid, "rebound")
     return replace(t, openid=openid)
 
 
@@ -142,7 +154,7 @@ def open_account(
     _require_property(property_id)
     _require_building(property_id, building_id)
     require_id(room_id, "room_id")
-    if not store.exists(property_id, f"ROOM#{building_id}#{room_id}"):
+    if not store.room_exists(property_id, building_id, room_id):
         raise NotFound("房间不存在", code="room_not_found", room_id=room_id)
     tenant = store.get_tenant(require_id(tenant_id, "tenant_id"))
     if tenant is None or tenant.property_id != property_id:
@@ -173,7 +185,7 @@ def open_account(
         posted_at=now,
         property_id=property_id,
     )
-    if not LedgerStore().open_account(store.account_item(account, now), opening):
+    if not LedgerStore().open_account(account, opening):
         raise Conflict("账户已存在", code="already_exists", account_id=account_id)
     return account
 
@@ -221,9 +233,10 @@ def register_site(property_id: str, site_id: str, name: str) -> Site:
     if store.get_site(site_id) is not None:
         raise Conflict("站点已存在", code="already_exists", site_id=site_id)
     url = queues.ensure_site_queue(site_id)
-    s = Site(site_id, property_id, require_name(name, "name"), secrets.token_urlsafe(32), url)
+    s = Site(site_id, property_id, require_name(name, "name"), down_queue=url)
+    keys = sites.create_keys(site_id)  # in Secrets Manager, not in the table; before the record, so a retry finds it
     _create(store.put_site, s, "站点")
-    return s
+    return replace(s, secret=keys.current)  # shown once, for the site's bridge config
 
 
 def add_meter(
@@ -274,9 +287,6 @@ def meters_of_account(property_id: str, account_id: str) -> list[Meter]:
     return store.meters_of_account(account_id)
 
 
-LOW_BALANCE_FEN = 5000
-
-
 def property_overview(property_id: str) -> dict:
     """Every building of a property with its rooms and balances (the console's first page)."""
     prop = _require_property(property_id)
@@ -291,5 +301,6 @@ def property_overview(property_id: str) -> dict:
         "total_rooms": sum(len(b["rooms"]) for b in blocks),
         "negative": sum(1 for a in accts if a.balance < 0),
         "low": sum(1 for a in accts if 0 <= a.balance < LOW_BALANCE_FEN),
+        "low_line": LOW_BALANCE_FEN,  # the template highlights and words the line from this
         "cut": sum(1 for a in accts if a.cut_state == "cut"),
     }

@@ -9,37 +9,49 @@ them, so a duplicate or a stale memory costs a retry, never a wrong or double ch
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from aws_lambda_powertools import Logger
+from cachetools import LRUCache
 
-from core.domain import messages
 from core.domain import rating as rules
-from core.domain.errors import ConditionFailed, Conflict, IdempotencyConflict, NotFound
+from core.domain.clock import Clock, utcnow
+from core.domain.errors import ConditionFailed, Conflict, IdempotencyConflict, NotFound, WriteRefused
+from core.domain.events import Event, Subject
 from core.domain.ledger import AccountState, Entry, EntryKind, PostingRequest, format_time
+from core.domain.meters import MeterState, MeterUpdate
 from core.domain.rating import Baseline, MeterReading, Verdict
-from core.domain.tariff import Charge, RatingCarry
+from core.domain.tariff import Charge, Plan, RatingCarry
+from core.domain.writes import AddEvent, DecideEvent, MoveCarry, Write, meter_refused
+from core.protocol import messages
 from core.services import tariffs
-from core.services.control import Control, decide_after, site
-from core.services.ledger import Clock, LedgerService, utcnow
-from core.store import metering as store
-from core.store.metering import MeterContext, RatedMeterUpdate
+from core.services.cache import state_cache
+from core.services.control import Control
+from core.services.ledger import LedgerService
+from core.store import events as events_store
+from core.store import meters as meters_store
+from core.store import unit as unit_store
 
 log = Logger(service="feikong", child=True)
 
 
 class Ingest:
     def __init__(self, ledger: LedgerService | None = None, clock: Clock = utcnow,
-                 max_gap: timedelta | None = None, max_skew: timedelta | None = None) -> None:
-        self.ledger = ledger or LedgerService(clock=clock)
-        self.control = Control(self.ledger, clock)
+                 max_gap: timedelta | None = None, max_skew: timedelta | None = None,
+                 cache_size: int | None = None, *, control: Control | None = None, meters=meters_store,
+                 events=events_store, unit=unit_store, plans: Callable[[str], Plan] = tariffs.plan) -> None:
+        self.ledger = ledger or (control.ledger if control else LedgerService(clock=clock, cache_size=cache_size))
+        self.control = control or Control(self.ledger, clock)
         self.clock = clock
+        self.meters, self.events, self.unit, self.plans = meters, events, unit, plans
         default_gap, default_skew = tariffs.rating_limits()
         self.max_gap = max_gap or default_gap
         self.max_skew = max_skew if max_skew is not None else default_skew
-        self._meters: dict[str, MeterContext] = {}
+        # meters used most recently (bounded: FEIKONG_STATE_CACHE_SIZE)
+        self._meters: LRUCache[str, MeterState] = state_cache(cache_size)
         self._lock = threading.Lock()
 
     # -- messages --------------------------------------------------------------------
@@ -52,8 +64,8 @@ class Ingest:
         except messages.BadMessage as e:
             log.warning("uplink message refused", reason=e.message)
             return {"refused": e.message}
-        s = site(msg["site_id"])
-        if s is None or not messages.verify(msg, s.secret):
+        s = self.control.sites(msg["site_id"])
+        if s is None or not messages.verify_any(msg, s.keys()):
             self._security_event(msg, s)
             return {"refused": "signature"}
         kind = msg["type"]
@@ -70,22 +82,22 @@ class Ingest:
         log.error("uplink message with a bad signature or unknown site", site_id=msg.get("site_id"),
                   message_id=msg.get("message_id"))
         if s is not None:
-            store.put_event({
-                "scope": f"site#{s.site_id}", "event_id": f"forged:{msg.get('message_id')}",
-                "property_id": s.property_id, "at": format_time(self.clock()), "type": "security",
-                "message": "收到签名无效的网关消息", "data": {"message_id": str(msg.get("message_id"))},
-            })
+            self.events.put_event(Event(
+                Subject.site(s.site_id), f"forged:{msg.get('message_id')}", "security", s.property_id,
+                format_time(self.clock()), message="收到签名无效的网关消息",
+                data={"message_id": str(msg.get("message_id"))},
+            ))
 
     def _meter_event(self, msg: dict, property_id: str) -> None:
         meter_id = str(msg.get("meter_id", ""))
         m = self._meter(meter_id)
         if m is None or m.site_id != msg["site_id"]:
             return
-        store.put_event({
-            "scope": f"meter#{meter_id}", "event_id": f"bridge:{msg['message_id']}", "property_id": property_id,
-            "at": format_time(self.clock()), "type": "meter_event", "message": str(msg.get("event", ""))[:200],
-            "data": {"detail": str(msg.get("detail", ""))[:1000]},
-        })
+        self.events.put_event(Event(
+            Subject.meter(meter_id), f"bridge:{msg['message_id']}", "meter_event", property_id,
+            format_time(self.clock()), message=str(msg.get("event", ""))[:200],
+            data={"detail": str(msg.get("detail", ""))[:1000]},
+        ))
 
     def readings(self, msg: dict) -> dict:
         counts: dict[str, int] = {}
@@ -105,17 +117,17 @@ class Ingest:
 
     # -- one reading -------------------------------------------------------------------
 
-    def _meter(self, meter_id: str, fresh: bool = False) -> MeterContext | None:
+    def _meter(self, meter_id: str, fresh: bool = False) -> MeterState | None:
         with self._lock:
             m = None if fresh else self._meters.get(meter_id)
         if m is None:
-            m = store.load_meter(meter_id)
+            m = self.meters.load_meter(meter_id)
             if m is not None:
                 with self._lock:
                     self._meters[meter_id] = m
         return m
 
-    def _remember(self, m: MeterContext) -> None:
+    def _remember(self, m: MeterState) -> None:
         with self._lock:
             self._meters[m.meter_id] = m
 
@@ -128,24 +140,25 @@ class Ingest:
                 return "refused"
             try:
                 return self._once(m, r)
-            except ConditionFailed as e:  # the meter moved on elsewhere: look again
-                raw = e.details.get("item") if e.details.get("failed") == store.METER_TAG else None
-                m = store.meter_from_raw(raw) if raw else self._meter(r.meter_id, fresh=True)
+            except WriteRefused as e:  # the meter moved on elsewhere: look again
+                found = meter_refused(e.refused)
+                m = found.current if found is not None and found.current is not None else self._meter(r.meter_id,
+                                                                                                     fresh=True)
                 self._remember(m)
             except _StaleMeter as e:
                 m = e.meter
                 self._remember(m)
         raise RuntimeError(f"reading {r.meter_id}:{r.seq} could not be applied")
 
-    def _once(self, m: MeterContext, r: MeterReading) -> str:
+    def _once(self, m: MeterState, r: MeterReading) -> str:
         now = self.clock()
         # the cloud rates only cloud-billed meters with a plan; the verdict is the same for all
-        plan = tariffs.plan(m.plan_id) if m.billing_mode == "cloud" and m.plan_id else None
+        plan = self.plans(m.plan_id) if m.billing_mode == "cloud" and m.plan_id else None
         outcome = rules.judge(plan, m.baseline, r, m.rated_kw, now=now, max_gap=self.max_gap, max_skew=self.max_skew)
         verdict = outcome.verdict
         if verdict.action == rules.DUPLICATE:
             return "duplicate"
-        events: list[dict] = []
+        events: list[Event] = []
         if not m.online:
             events.append(self._event(m, f"online:{r.seq}", "meter_online", "表计恢复在线", {"seq": r.seq}))
         charge: Charge | None = None
@@ -163,7 +176,7 @@ class Ingest:
             events.append(self._anomaly(m, r, verdict, outcome.charge))
         if m.billing_mode == "meter" and r.balance is not None:
             events += self._mirror_checks(m, r)
-        update = RatedMeterUpdate(
+        update = MeterUpdate(
             meter_id=m.meter_id,
             expected_seq=m.baseline.seq if m.baseline else None,
             baseline=new_baseline,
@@ -177,13 +190,13 @@ class Ingest:
             expected_carry=m.baseline.carry if m.baseline else None,
         )
         if charge is None or charge.fen == 0:
-            failures = store.commit_without_posting(update, events)
-            if failures:
-                if all(f.tag != store.METER_TAG for f in failures):
+            refused = self.unit.commit([update, *(AddEvent(e) for e in events)])
+            if refused:
+                if meter_refused(refused) is None:
                     # the meter is as we planned on, but the reading's events are written
                     # already: the same reading judged before (a redelivered anomaly)
                     return "duplicate"
-                raise _StaleMeter(store.load_meter(m.meter_id))
+                raise _StaleMeter(self.meters.load_meter(m.meter_id))
             self._remember(self._moved(m, new_baseline, r))
             self._relay_seen(m, r, verdict)
             return verdict.action if verdict.action != rules.BILL else "billed"
@@ -191,10 +204,9 @@ class Ingest:
         decided = {}
 
         def hook(state: AccountState, entry: Entry):
-            changes, alarm_events, decision = decide_after(state, entry, now)
+            changes, alarm_events, decision = self.control.decide_after(state, entry, now)
             decided["d"] = (state, decision)
-            extras = [update.add_to] + [lambda tx, e=e: store.add_event(tx, e) for e in events + alarm_events]
-            return changes, extras
+            return changes, [update, *(AddEvent(e) for e in events + alarm_events)]
 
         req = PostingRequest(
             account_id=m.account_id,
@@ -208,7 +220,7 @@ class Ingest:
         )
         entry = self.ledger.post_request(req, hook=hook)
         if entry.duplicate:  # billed before by another delivery: our meter memory is stale
-            raise _StaleMeter(store.load_meter(m.meter_id))
+            raise _StaleMeter(self.meters.load_meter(m.meter_id))
         self._remember(self._moved(m, new_baseline, r))
         state, decision = decided["d"]
         if decision.trip_now:
@@ -216,7 +228,7 @@ class Ingest:
         self._relay_seen(m, r, verdict)
         return "billed"
 
-    def _relay_seen(self, m: MeterContext, r: MeterReading, verdict: Verdict) -> None:
+    def _relay_seen(self, m: MeterState, r: MeterReading, verdict: Verdict) -> None:
         """A reading that reports a relay state other than the one recorded asks the
         reconciler to look at the account (a meter switched by hand, a command that never
         took, a site back from an outage)."""
@@ -224,7 +236,7 @@ class Ingest:
             self.control.supply_changed(m.account_id)
 
     @staticmethod
-    def _moved(m: MeterContext, baseline: Baseline | None, r: MeterReading) -> MeterContext:
+    def _moved(m: MeterState, baseline: Baseline | None, r: MeterReading) -> MeterState:
         return replace(
             m, baseline=baseline or m.baseline, online=True,
             meter_balance=r.balance if r.balance is not None else m.meter_balance,
@@ -232,11 +244,11 @@ class Ingest:
             relay_state=(r.relay_state if baseline is not None else None) or m.relay_state,
         )
 
-    def _event(self, m: MeterContext, event_id: str, kind: str, message: str, data: dict, status: str = "") -> dict:
-        return {"scope": f"meter#{m.meter_id}", "event_id": event_id, "property_id": m.property_id,
-                "at": format_time(self.clock()), "type": kind, "status": status, "message": message, "data": data}
+    def _event(self, m: MeterState, event_id: str, kind: str, message: str, data: dict, status: str = "") -> Event:
+        return Event(Subject.meter(m.meter_id), event_id, kind, m.property_id, format_time(self.clock()), status=status,
+                     message=message, data=data)
 
-    def _anomaly(self, m: MeterContext, r: MeterReading, v: Verdict, proposal: Charge | None) -> dict:
+    def _anomaly(self, m: MeterState, r: MeterReading, v: Verdict, proposal: Charge | None) -> Event:
         data: dict = {"seq": r.seq, "read_at": r.read_at.isoformat(), "total": str(r.total), "kind": v.action,
                       "detail": v.detail, "account_id": m.account_id,
                       "previous": {"seq": m.baseline.seq, "read_at": m.baseline.read_at.isoformat(),
@@ -255,7 +267,7 @@ class Ingest:
             status = "open"  # an admin approves (bill it) or rejects
         return self._event(m, f"anomaly:{r.seq}:{v.action}", "anomaly", rules.ANOMALY_NAMES[v.action], data, status)
 
-    def _mirror_checks(self, m: MeterContext, r: MeterReading) -> list[dict]:
+    def _mirror_checks(self, m: MeterState, r: MeterReading) -> list[Event]:
         out = []
         if r.purchase_count is not None and r.purchase_count != m.purchase_expected:
             out.append(self._event(m, f"mismatch:{r.seq}:count", "meter_mismatch", "表内购电次数与平台不一致",
@@ -274,12 +286,12 @@ class Ingest:
         which moves on with it, under the entry id the reading would have used, with the
         account's alarms and cut-off decided on the new balance. Entry, account, meter
         carry and the decision are one transaction. None when less than a fen is due."""
-        e = store.get_event(f"meter#{meter_id}", event_id)
-        if e is None or e["property_id"] != property_id or e["type"] != "anomaly":
+        e = self.events.get_event(Subject.meter(meter_id), event_id)
+        if e is None or e.property_id != property_id or e.type != "anomaly":
             raise NotFound("异常记录不存在", code="anomaly_not_found")
-        if e["status"] != "open":
+        if e.status != "open":
             raise ConditionFailed("该异常已处理", code="anomaly_decided")
-        d = e["data"]
+        d = e.data
         seq = int(d["seq"])
         start, end = datetime.fromisoformat(d["previous"]["read_at"]), datetime.fromisoformat(d["read_at"])
         quantity = Decimal(d["quantity"])
@@ -292,12 +304,11 @@ class Ingest:
             if m is None or m.retired or m.baseline is None or not m.plan_id:
                 raise Conflict("表计已更换或未设置电价方案，无法按原表计费", code="meter_retired")
             carry = m.baseline.carry
-            charge = rules.rate_approved(tariffs.plan(m.plan_id), start, end, quantity, by_period, carry,
+            charge = rules.rate_approved(self.plans(m.plan_id), start, end, quantity, by_period, carry,
                                          at_detection)
-            ops = [
-                lambda tx, c=carry, n=charge.carry: store.add_carry(tx, meter_id, c, n),
-                lambda tx, fen=charge.fen: store.add_event_decision(tx, e["scope"], event_id, "open", "approved",
-                                                                    actor, {"approved_fen": fen}),
+            ops: list[Write] = [
+                MoveCarry(meter_id, carry, charge.carry),
+                DecideEvent(e.subject, event_id, "open", "approved", actor, {"approved_fen": charge.fen}),
             ]
             try:
                 entry = self._bill_approved(m, seq, d, charge, ops, actor, event_id)
@@ -307,25 +318,25 @@ class Ingest:
             return entry
         raise RuntimeError(f"anomaly {meter_id}:{event_id} could not be approved")
 
-    def _bill_approved(self, m: MeterContext, seq: int, d: dict, charge: Charge, ops: list, actor: str,
+    def _bill_approved(self, m: MeterState, seq: int, d: dict, charge: Charge, ops: list, actor: str,
                        event_id: str) -> Entry | None:
-        def refused(failed_tag: str | None):
-            if failed_tag == store.METER_TAG:  # the carry moved on meanwhile: rate again
+        def refused(meter_moved: bool):
+            if meter_moved:  # the carry moved on meanwhile: rate again
                 return _StaleMeter(m)
             return ConditionFailed("该异常已处理", code="anomaly_decided")
 
         if charge.fen == 0:
-            failures = store.commit_ops(ops)
-            if failures:
-                raise refused(store.METER_TAG if any(f.tag == store.METER_TAG for f in failures) else None)
+            refusals = self.unit.commit(ops)
+            if refusals:
+                raise refused(meter_refused(refusals) is not None)
             return None
         now = self.clock()
         decided = {}
 
         def hook(state: AccountState, entry: Entry):
-            changes, alarm_events, decision = decide_after(state, entry, now)
+            changes, alarm_events, decision = self.control.decide_after(state, entry, now)
             decided["d"] = (state, decision)
-            return changes, ops + [lambda tx, a=a: store.add_event(tx, a) for a in alarm_events]
+            return changes, ops + [AddEvent(a) for a in alarm_events]
 
         req = PostingRequest(
             account_id=m.account_id, entry_id=rules.entry_id(m.meter_id, seq),
@@ -336,27 +347,27 @@ class Ingest:
         )
         try:
             entry = self.ledger.post_request(req, hook=hook)
-        except ConditionFailed as err:
-            raise refused(err.details.get("failed")) from None
+        except WriteRefused as err:
+            raise refused(meter_refused(err.refused) is not None) from None
         except IdempotencyConflict:  # billed by a concurrent approval at another carry
-            raise refused(None) from None
+            raise refused(False) from None
         if entry.duplicate:
-            raise refused(None)
+            raise refused(False)
         state, decision = decided["d"]
         if decision.trip_now:
             self.control.apply(state, decision, req.cause)
         return entry
 
     def reject_anomaly(self, property_id: str, meter_id: str, event_id: str, actor: str) -> None:
-        e = store.get_event(f"meter#{meter_id}", event_id)
-        if e is None or e["property_id"] != property_id or e["type"] != "anomaly":
+        e = self.events.get_event(Subject.meter(meter_id), event_id)
+        if e is None or e.property_id != property_id or e.type != "anomaly":
             raise NotFound("异常记录不存在", code="anomaly_not_found")
-        if not store.set_event_status(e["scope"], event_id, "open", "rejected", actor):
+        if not self.events.set_event_status(e.subject, event_id, "open", "rejected", actor):
             raise ConditionFailed("该异常已处理", code="anomaly_decided")
 
 
 class _StaleMeter(Exception):
-    def __init__(self, meter: MeterContext | None) -> None:
+    def __init__(self, meter: MeterState | None) -> None:
         super().__init__("meter state moved")
         if meter is None:
             raise NotFound("表计不存在", code="meter_not_found")

@@ -13,47 +13,47 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
+from cachetools import LRUCache
 
+from core.domain.clock import Clock, utcnow
 from core.domain.errors import (
-    ConditionFailed,
     ContentionError,
     FeikongError,
     IdempotencyConflict,
     NotFound,
+    WriteRefused,
 )
 from core.domain.ledger import AccountState, Entry, PostingRequest, plan_posting, require_id
-from core.store.ledger import ExtraOp, LedgerStore
+from core.domain.writes import Write
+from core.services.cache import state_cache
+from core.store.ledger import LedgerRepository, LedgerStore
 
 log = Logger(service="feikong", child=True)
 
-Clock = Callable[[], datetime]
-Hook = Callable[[AccountState, Entry], tuple[dict, list]]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+Hook = Callable[[AccountState, Entry], tuple[dict, list[Write]]]
 
 
 class LedgerService:
-    def __init__(self, store: LedgerStore | None = None, clock: Clock = utcnow, max_attempts: int = 200) -> None:
-        self.store = store or LedgerStore()
+    def __init__(self, store: LedgerRepository | None = None, clock: Clock = utcnow, max_attempts: int = 200,
+                 cache_size: int | None = None) -> None:
+        self.store: LedgerRepository = store or LedgerStore()
         self.clock = clock
         self.max_attempts = max_attempts
-        self._states: dict[str, AccountState] = {}
+        # the last known state of the accounts used most recently (bounded: FEIKONG_STATE_CACHE_SIZE)
+        self._states: LRUCache[str, AccountState] = state_cache(cache_size)
         self._lock = threading.Lock()
 
     # -- writing ---------------------------------------------------------------------
 
-    def post(self, extras: Iterable[ExtraOp] = (), hook: Hook | None = None, **fields: object) -> Entry:
+    def post(self, extras: Iterable[Write] = (), hook: Hook | None = None, **fields: object) -> Entry:
         """Validate and post one entry; see PostingRequest.build for the fields."""
         return self.post_request(PostingRequest.build(**fields), extras, hook)
 
-    def post_request(self, req: PostingRequest, extras: Iterable[ExtraOp] = (), hook: Hook | None = None) -> Entry:
-        """Post one entry. `hook(state, entry)` may return (account control changes,
-        extra transaction items) decided against the exact state the entry is planned
+    def post_request(self, req: PostingRequest, extras: Iterable[Write] = (), hook: Hook | None = None) -> Entry:
+        """Post one entry with `extras` (write records) in the same transaction.
+        `hook(state, entry)` may return (account control changes, more write records) decided against the exact state the entry is planned
         on; it runs again on every retry, so its decisions are never stale."""
         extras = list(extras)
         state, fresh = self._state(req.account_id)
@@ -94,8 +94,9 @@ class LedgerService:
                 self._forget(req.account_id)
                 raise NotFound("账户不存在", code="account_not_found", account_id=req.account_id)
             elif outcome.status == "extra_failed":
-                raise ConditionFailed(
-                    "记账条件不满足", failed=outcome.failed_tag, entry_id=req.entry_id, item=outcome.failed_item
+                raise WriteRefused(
+                    "记账条件不满足", outcome.refused, entry_id=req.entry_id,
+                    failed=[type(r.write).__name__ for r in outcome.refused],
                 )
             else:  # transaction conflict: back off a little, then read afresh
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))

@@ -6,13 +6,15 @@ from decimal import Decimal
 
 from core.domain import control as policy
 from core.domain.errors import Conflict, NotFound, ValidationError
+from core.domain.events import Event, Subject
 from core.domain.ledger import format_time, parse_time
 from core.domain.rating import Baseline, MeterReading
 from core.domain.tariff import RatingCarry
 from core.services import directory
 from core.services.ingest import Ingest
 from core.store import directory as dstore
-from core.store import metering as store
+from core.store import events as events_store
+from core.store import meters as store
 
 
 def _reading(raw: dict, where: str) -> tuple:
@@ -61,10 +63,10 @@ def replace_meter(property_id: str, old_meter_id: str, new_meter_id: str, final:
     store.seed_baseline(new_meter_id, Baseline(0, t_new, total_new, regs_new, carry or RatingCarry()))
     now = format_time(ingest.clock())
     for mid, other in ((old_meter_id, new_meter_id), (new_meter_id, old_meter_id)):
-        store.put_event({"scope": f"meter#{mid}", "event_id": f"replaced:{old_meter_id}:{new_meter_id}",
-                         "property_id": property_id, "at": now, "type": "meter_replaced", "message": "换表",
-                         "data": {"old": old_meter_id, "new": new_meter_id, "other": other, "actor": actor,
-                                  "final_total": str(total_final), "initial_total": str(total_new)}})
+        events_store.put_event(Event(Subject.meter(mid), f"replaced:{old_meter_id}:{new_meter_id}", "meter_replaced",
+                                     property_id, now, message="换表",
+                                     data={"old": old_meter_id, "new": new_meter_id, "other": other, "actor": actor,
+                                           "final_total": str(total_final), "initial_total": str(total_new)}))
     moved = 0
     if old.billing_mode == "meter" and ctx.meter_balance:
         moved = ctx.meter_balance

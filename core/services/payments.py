@@ -3,10 +3,7 @@ of pending orders, refunds, daily reconciliation and counter cash."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,25 +11,27 @@ from zoneinfo import ZoneInfo
 from aws_lambda_powertools import Logger
 
 from core.domain import payments as rules
+from core.domain.clock import Clock, utcnow
 from core.domain.errors import ConditionFailed, Conflict, FeikongError, NotFound, ValidationError
+from core.domain.events import Event, Subject
 from core.domain.ledger import Entry, format_time, require_id
-from core.domain.money import parse_yuan, require_fen
+from core.domain.money import require_fen
 from core.domain.payments import Limits, Order, Refund
+from core.domain.writes import FailRefund, MarkPaid, StartRefund
 from core.integrations import wechatpay
 from core.services.control import Control
-from core.services.ledger import Clock, utcnow
+from core.settings import get_settings
 from core.store import directory as dstore
-from core.store import metering as events
-from core.store import payments as store
+from core.store import events as events_store
+from core.store import payments as payments_store
 
 log = Logger(service="feikong", child=True)
 SH = ZoneInfo("Asia/Shanghai")
 SUCCESS_BODY = {"code": "SUCCESS", "message": "成功"}
-REJECT_LOG_EVERY = timedelta(seconds=int(os.environ.get("FEIKONG_NOTIFY_REJECT_LOG_SECONDS", "60")))
-QUERY_AFTER = timedelta(minutes=int(os.environ.get("FEIKONG_PAY_QUERY_AFTER_MINUTES", "3")))
-# A refund create waits at most 2 x (3 s connect + 10 s read): after this, a refund WeChat
-# does not know was never received by it.
-REFUND_QUERY_AFTER = timedelta(minutes=int(os.environ.get("FEIKONG_REFUND_QUERY_AFTER_MINUTES", "5")))
+# Settings (core/settings.py): FEIKONG_NOTIFY_REJECT_LOG_SECONDS (one rejection log line per
+# reason per period), FEIKONG_PAY_QUERY_AFTER_MINUTES (query an order pending this long),
+# FEIKONG_REFUND_QUERY_AFTER_MINUTES (a refund create waits at most 2 x (3 s connect + 10 s
+# read): after this, a refund WeChat does not know was never received by it).
 
 
 class RateLimitedWarning:
@@ -61,19 +60,25 @@ def fail_body(message: str) -> dict:
     return {"code": "FAIL", "message": message}
 
 
-def limits_from_env() -> Limits:
-    return Limits(int(os.environ.get("FEIKONG_RECHARGE_MIN_FEN", "100")),
-                  int(os.environ.get("FEIKONG_RECHARGE_MAX_FEN", "500000")))
+def limits_from_settings() -> Limits:
+    s = get_settings()
+    return Limits(s.recharge_min_fen, s.recharge_max_fen)
 
 
 class Payments:
     def __init__(self, control: Control | None = None, pay: wechatpay.WeChatPayClient | None = None,
-                 clock: Clock = utcnow, limits: Limits | None = None) -> None:
+                 clock: Clock = utcnow, limits: Limits | None = None, *, orders=payments_store,
+                 events=events_store, directory=dstore) -> None:
         self.control = control or Control(clock=clock)
+        self.orders, self.events, self.directory = orders, events, directory
         self._pay = pay
         self.clock = clock
-        self.limits = limits or limits_from_env()
-        self._rejections = RateLimitedWarning("payment notification rejected", REJECT_LOG_EVERY)
+        self.limits = limits or limits_from_settings()
+        s = get_settings()
+        self.query_after = timedelta(minutes=s.pay_query_after_minutes)
+        self.refund_query_after = timedelta(minutes=s.refund_query_after_minutes)
+        self._rejections = RateLimitedWarning("payment notification rejected",
+                                              timedelta(seconds=s.notify_reject_log_seconds))
 
     @property
     def pay(self) -> wechatpay.WeChatPayClient:
@@ -84,8 +89,8 @@ class Payments:
     def create_recharge(self, openid: str, account_id: str, amount: object) -> dict:
         require_id(account_id, "account_id")
         amount = rules.check_amount(amount, self.limits)
-        account = dstore.get_account(account_id)
-        mine = {t.tenant_id for t in dstore.tenants_by_openid(openid)}
+        account = self.directory.get_account(account_id)
+        mine = {t.tenant_id for t in self.directory.tenants_by_openid(openid)}
         if account is None or account.tenant_id not in mine:
             raise NotFound("账户不存在", code="account_not_found")  # never reveal another tenant's account
         if account.status != "OPEN":
@@ -96,7 +101,7 @@ class Payments:
             account_id=account_id, tenant_id=account.tenant_id, openid=openid, amount=amount, status=rules.PENDING,
             created_at=format_time(now), expires_at=format_time(now + rules.ORDER_TTL),
         )
-        store.create_order(order)
+        self.orders.create_order(order)
         prepay_id = self.pay.prepay(order.out_trade_no, amount, openid, f"{account.name} 预付费充值",
                                     (now + rules.ORDER_TTL).astimezone(SH).isoformat(timespec="seconds"))
         log.info("recharge order created", out_trade_no=order.out_trade_no, account_id=account_id, amount=amount)
@@ -104,7 +109,7 @@ class Payments:
                 "pay_params": self.pay.jsapi_params(prepay_id)}
 
     def order_for_tenant(self, openid: str, out_trade_no: str) -> Order:
-        order = store.get_order(rules.check_out_no(out_trade_no, "out_trade_no"))
+        order = self.orders.get_order(rules.check_out_no(out_trade_no, "out_trade_no"))
         if order is None or order.openid != openid:
             raise NotFound("订单不存在", code="order_not_found")
         return order
@@ -117,7 +122,7 @@ class Payments:
 
         A request that does not verify (headers, body, timestamp, serial, signature,
         decryption) is answered before any work and writes nothing: anyone can send one,
-        so it only leaves a log line, at most one per reason per REJECT_LOG_EVERY."""
+        so it only leaves a log line, at most one per reason per FEIKONG_NOTIFY_REJECT_LOG_SECONDS."""
         try:
             data = self.pay.verify_notification(headers, body, self.clock())
         except wechatpay.NotificationRejected as e:
@@ -138,7 +143,7 @@ class Payments:
         """Credit a successful transaction once: the order turns PAID in the same DynamoDB
         transaction as the ledger credit `pay:<transaction_id>`."""
         out_trade_no = str(tx.get("out_trade_no", ""))
-        order = store.get_order(out_trade_no) if out_trade_no else None
+        order = self.orders.get_order(out_trade_no) if out_trade_no else None
         problem = rules.transaction_problem(tx, order, self.pay.config.appid, self.pay.config.mchid)
         if problem:  # one alert per order and problem, however often WeChat or the sweep repeat it
             txid = str(tx.get("transaction_id", ""))[:64]
@@ -158,12 +163,12 @@ class Payments:
         paid_date = datetime.fromisoformat(paid_at.replace("Z", "+00:00")).astimezone(SH).date().isoformat()
         try:
             entry = self.control.credit(
-                extras=[store.mark_paid(out_trade_no, order.amount, txid, paid_at, paid_date)],
+                extras=[MarkPaid(out_trade_no, order.amount, txid, paid_at, paid_date)],
                 account_id=order.account_id, entry_id=f"pay:{txid}", kind="recharge", amount=order.amount,
                 cause=f"order:{out_trade_no}", actor="wechatpay", occurred_at=paid_at, memo="微信支付充值",
             )
         except ConditionFailed:
-            now = store.get_order(out_trade_no)
+            now = self.orders.get_order(out_trade_no)
             if now is not None and now.status == rules.PAID and now.transaction_id == txid:
                 return True, "duplicate"
             self._alert(order.property_id, out_trade_no, "order_state", {"status": now.status if now else ""})
@@ -177,10 +182,9 @@ class Payments:
         deterministic and the put is conditional, so a notification WeChat repeats or an
         order the sweep meets every minute is one alert, not one per pass. key defaults to ref."""
         now = format_time(self.clock())
-        first = events.put_event({
-            "scope": f"payments#{property_id}", "event_id": f"alert:{reason}:{key or ref}", "property_id": property_id,
-            "at": now, "type": "payment_alert", "status": "open", "message": ALERTS.get(reason, reason),
-            "data": {"ref": ref, "reason": reason, **data}})
+        first = self.events.put_event(Event(
+            Subject.payments(property_id), f"alert:{reason}:{key or ref}", "payment_alert", property_id, now,
+            status="open", message=ALERTS.get(reason, reason), data={"ref": ref, "reason": reason, **data}))
         if first:
             log.warning("payment alert", reason=reason, ref=ref, **data)
 
@@ -189,8 +193,8 @@ class Payments:
     def sweep(self) -> dict:
         now = self.clock()
         counts = {"queried": 0, "credited": 0, "closed": 0, **self.sweep_refunds()}
-        for out_trade_no in store.pending_orders(format_time(now - QUERY_AFTER)):
-            order = store.get_order(out_trade_no)
+        for out_trade_no in self.orders.pending_orders(format_time(now - self.query_after)):
+            order = self.orders.get_order(out_trade_no)
             if order is None or order.status != rules.PENDING:
                 continue
             counts["queried"] += 1
@@ -203,7 +207,7 @@ class Payments:
                                                                or tx.get("trade_state") in ("NOTPAY", "CLOSED")):
                     if tx is not None:
                         self.pay.close(out_trade_no)
-                    counts["closed"] += store.close_order(out_trade_no)
+                    counts["closed"] += self.orders.close_order(out_trade_no)
             except Exception:  # one order's failure (WeChat down, a bad answer) must not stop the rest
                 counts["errors"] = counts.get("errors", 0) + 1
                 log.exception("order query failed", out_trade_no=out_trade_no)
@@ -217,7 +221,7 @@ class Payments:
         asked; if WeChat refuses or the refund later fails, one reversal gives it back.
         When WeChat's answer is unknown (timeout, 5xx) the refund is returned PROCESSING and
         the sweep settles it."""
-        order = store.get_order(rules.check_out_no(out_trade_no, "out_trade_no"))
+        order = self.orders.get_order(rules.check_out_no(out_trade_no, "out_trade_no"))
         if order is None or order.property_id != property_id:
             raise NotFound("订单不存在", code="order_not_found")
         amount = require_fen(amount, "amount")
@@ -231,7 +235,7 @@ class Payments:
                    property_id=property_id, account_id=order.account_id, amount=amount,
                    status=rules.REFUND_PROCESSING, reason=(reason or "")[:80], actor=actor, created_at=format_time(now))
         try:
-            self.control.ledger.post(extras=[store.start_refund(r, order.refunded)], account_id=order.account_id,
+            self.control.ledger.post(extras=[StartRefund(r, order.refunded)], account_id=order.account_id,
                                      entry_id=f"refund:{r.out_refund_no}", kind="refund", amount=amount,
                                      cause=f"order:{out_trade_no}", actor=actor, memo=r.reason or "退款")
         except ConditionFailed:
@@ -243,12 +247,12 @@ class Payments:
             log.warning("refund refused", out_refund_no=r.out_refund_no, status=e.status, code=e.code)
             raise Conflict(f"微信支付拒绝退款：{e.message}", code="refund_refused", wechat_code=e.code) from None
         if result is None:
-            return store.get_refund(r.out_refund_no)  # PROCESSING: the sweep asks WeChat later
+            return self.orders.get_refund(r.out_refund_no)  # PROCESSING: the sweep asks WeChat later
         if result.get("refund_id"):
-            store.set_refund_id(r.out_refund_no, result["refund_id"])
+            self.orders.set_refund_id(r.out_refund_no, result["refund_id"])
         if result.get("status") in ("SUCCESS", "CLOSED", "ABNORMAL"):
             self.refund_outcome({**result, "out_refund_no": r.out_refund_no, "refund_status": result["status"]})
-        return store.get_refund(r.out_refund_no)
+        return self.orders.get_refund(r.out_refund_no)
 
     def _ask_refund(self, r: Refund, total: int) -> dict | None:
         """WeChat's answer to the refund create, or None if it is unknown after one retry
@@ -271,7 +275,7 @@ class Payments:
         answer). Every transition is conditioned on PROCESSING, so a notification and the
         sweep racing (or duplicates) land on one outcome."""
         no = str(resource.get("out_refund_no", ""))
-        r = store.get_refund(no) if no else None
+        r = self.orders.get_refund(no) if no else None
         if r is None:
             self._alert("unknown", no[:64] or "unknown", "unknown_refund", {"source": source})
             return False, "unknown_refund"
@@ -282,7 +286,7 @@ class Payments:
             return False, "refund_mismatch"
         status = resource.get("refund_status") or resource.get("status")
         if status == "SUCCESS":
-            if store.finish_refund(no, rules.REFUND_SUCCESS, str(resource.get("refund_id", ""))):
+            if self.orders.finish_refund(no, rules.REFUND_SUCCESS, str(resource.get("refund_id", ""))):
                 log.info("refund succeeded", out_refund_no=no, source=source)
                 return True, "refunded"
             return self._settled_before(no, rules.REFUND_SUCCESS, status, source)
@@ -297,7 +301,7 @@ class Payments:
     def _settled_before(self, no: str, expected: str, wechat_status: str, source: str) -> tuple[bool, str]:
         """The refund had already left PROCESSING: a duplicate if it agrees with WeChat's
         word; otherwise (WeChat paid out a refund we gave back) a person must act."""
-        now = store.get_refund(no)
+        now = self.orders.get_refund(no)
         if now is not None and now.status == expected:
             return True, "duplicate"
         self._alert(now.property_id if now else "unknown", no, "refund_state_conflict",
@@ -305,12 +309,12 @@ class Payments:
         return True, "conflict"  # acknowledged: WeChat retrying would not change anything
 
     def sweep_refunds(self) -> dict:
-        """Settle refunds PROCESSING for more than REFUND_QUERY_AFTER by asking WeChat: SUCCESS
+        """Settle refunds PROCESSING for more than `refund_query_after` by asking WeChat: SUCCESS
         is final, CLOSED/ABNORMAL and never-received (404) are reversed once."""
         now = self.clock()
         counts = {"refunds_queried": 0, "refunds_settled": 0, "refunds_errors": 0}
-        for no in store.processing_refunds(format_time(now - REFUND_QUERY_AFTER)):
-            r = store.get_refund(no)
+        for no in self.orders.processing_refunds(format_time(now - self.refund_query_after)):
+            r = self.orders.get_refund(no)
             if r is None or r.status != rules.REFUND_PROCESSING:
                 continue
             counts["refunds_queried"] += 1
@@ -336,7 +340,7 @@ class Payments:
         deterministic and the refund must still be PROCESSING (same transaction). None if
         the refund had already settled the other way."""
         try:
-            return self.control.credit(extras=[store.fail_refund(r, status)], account_id=r.account_id,
+            return self.control.credit(extras=[FailRefund(r, status)], account_id=r.account_id,
                                        entry_id=f"refund-reversal:{r.out_refund_no}", kind="refund_reversal",
                                        amount=r.amount, cause=f"refund:{r.out_refund_no}", actor="wechatpay",
                                        memo="退款失败，退回余额")
@@ -351,11 +355,11 @@ class Payments:
             datetime.strptime(bill_date, "%Y-%m-%d")
         except ValueError:
             raise ValidationError("日期格式应为 YYYY-MM-DD", code="date_invalid") from None
-        theirs = parse_trade_bill(self.pay.trade_bill(bill_date))
-        ours = {o.out_trade_no: o for o in store.paid_orders_on(bill_date) if o.channel == "wechat"}
+        theirs = wechatpay.parse_trade_bill(self.pay.trade_bill(bill_date))
+        ours = {o.out_trade_no: o for o in self.orders.paid_orders_on(bill_date) if o.channel == "wechat"}
         mismatches = []
         for no, t in theirs.items():
-            o = ours.get(no) or store.get_order(no)
+            o = ours.get(no) or self.orders.get_order(no)
             if o is None or o.status != rules.PAID:
                 mismatches.append({"kind": "paid_there_not_here", "out_trade_no": no, "their_amount": t["amount"],
                                    "transaction_id": t["transaction_id"]})
@@ -367,11 +371,11 @@ class Payments:
                 mismatches.append({"kind": "here_not_there", "out_trade_no": no, "our_amount": o.amount})
         now = format_time(self.clock())
         for m in mismatches:
-            order = ours.get(m["out_trade_no"]) or store.get_order(m["out_trade_no"])
+            order = ours.get(m["out_trade_no"]) or self.orders.get_order(m["out_trade_no"])
             pid = order.property_id if order else "unknown"
-            events.put_event({"scope": f"reconcile#{bill_date}", "event_id": f"{m['kind']}:{m['out_trade_no']}",
-                              "property_id": pid, "at": now, "type": "reconcile_mismatch", "status": "open",
-                              "message": ALERTS[m["kind"]], "data": {k: str(v) for k, v in m.items()}})
+            self.events.put_event(Event(Subject.reconcile(bill_date), f"{m['kind']}:{m['out_trade_no']}",
+                                        "reconcile_mismatch", pid, now, status="open", message=ALERTS[m["kind"]],
+                                        data={k: str(v) for k, v in m.items()}))
         report = {"date": bill_date, "their_trades": len(theirs), "our_orders": len(ours), "mismatches": mismatches}
         log.info("reconciliation", date=bill_date, mismatches=len(mismatches))
         return report
@@ -396,9 +400,8 @@ class Payments:
                                         kind="refund", amount=require_fen(amount, "amount"),
                                         cause=f"receipt:{receipt_no}", actor=actor, memo="柜台退款")
 
-    @staticmethod
-    def _account(property_id: str, account_id: str):
-        a = dstore.get_account(require_id(account_id, "account_id"))
+    def _account(self, property_id: str, account_id: str):
+        a = self.directory.get_account(require_id(account_id, "account_id"))
         if a is None or a.property_id != property_id:
             raise NotFound("账户不存在", code="account_not_found")
         return a
@@ -422,28 +425,6 @@ ALERTS = {
     "here_not_there": "对账：平台已入账，微信账单中没有",
     "amount_differs": "对账：金额不一致",
 }
-
-
-def parse_trade_bill(text: str) -> dict[str, dict]:
-    """Successful trades of a WeChat trade bill (CSV, fields prefixed with a backtick)."""
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
-        return {}
-    header = [h.strip() for h in rows[0]]
-    try:
-        i_no, i_tx, i_state = header.index("商户订单号"), header.index("微信订单号"), header.index("交易状态")
-        i_amount = header.index("订单金额") if "订单金额" in header else header.index("应结订单金额")
-    except ValueError:
-        raise FeikongError("账单格式无法识别", code="bill_unreadable") from None
-    out = {}
-    for row in rows[1:]:
-        if len(row) <= max(i_no, i_tx, i_state, i_amount) or not row[0].startswith("`"):
-            continue  # the summary lines at the end
-        cells = [c.strip().lstrip("`") for c in row]
-        if cells[i_state] != "SUCCESS":
-            continue
-        out[cells[i_no]] = {"transaction_id": cells[i_tx], "amount": parse_yuan(cells[i_amount])}
-    return out
 
 
 def encode(obj: dict) -> str:

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from core.domain import messages
 from core.domain import rating as rules
+from core.domain.clock import utcnow
 from core.domain.errors import NotFound, ValidationError
 from core.domain.ledger import format_time, parse_time
 from core.domain.money import yuan
 from core.domain.rating import Baseline, MeterReading
 from core.domain.tariff import Plan, parse_plan
+from core.protocol import messages
 from core.services.cache import TTLCache
-from core.services.ledger import utcnow
+from core.settings import get_settings
 from core.store import directory as dstore
-from core.store import metering as store
+from core.store import meters as meters_store
+from core.store import tariffs as store
 
 _plans = TTLCache(ttl=60.0)
 PREVIEW_RATED_KW = "10"  # the preview's meter: a new meter's default rated power (directory.add_meter)
@@ -26,10 +27,10 @@ def rating_limits() -> tuple[timedelta, timedelta]:
     """(max gap between readings, max clock skew of a read time) for judging readings:
     the deployment's FEIKONG_MAX_GAP_HOURS / FEIKONG_MAX_CLOCK_SKEW_MINUTES, else the
     domain defaults. Production ingest and the preview both use these."""
-    gap = os.environ.get("FEIKONG_MAX_GAP_HOURS")
-    skew = os.environ.get("FEIKONG_MAX_CLOCK_SKEW_MINUTES")
-    return (timedelta(hours=float(gap)) if gap else rules.DEFAULT_MAX_GAP,
-            timedelta(minutes=float(skew)) if skew else rules.MAX_CLOCK_SKEW)
+    s = get_settings()
+    gap, skew = s.max_gap_hours, s.max_clock_skew_minutes
+    return (timedelta(hours=gap) if gap else rules.DEFAULT_MAX_GAP,
+            timedelta(minutes=skew) if skew is not None else rules.MAX_CLOCK_SKEW)
 
 
 def import_plan(property_id: str, document: dict, actor: str) -> Plan:
@@ -71,7 +72,7 @@ def assign(property_id: str, meter_id: str, plan_id: str) -> None:
     p = plan(plan_id)
     if (p.utility == "water") != (m.kind == "water"):
         raise ValidationError("电价方案与表计类型不符", code="plan_kind_mismatch")
-    store.set_meter_plan(meter_id, plan_id)
+    meters_store.set_meter_plan(meter_id, plan_id)
 
 
 def preview(document: dict, readings: list[dict], rated_kw: object = PREVIEW_RATED_KW,

@@ -3,7 +3,7 @@
 Faults come from outside the code under test: a crash is a BaseException raised at a step
 boundary (no handler catches it, as when a Lambda dies), an outage is a TCP proxy in front
 of the emulator that refuses or stalls connections, DynamoDB faults come from the
-emulator's switch (infra/moto_app.py), SQS redelivery is the test handing messages to the
+emulator's switch (infra/local/moto_app.py), SQS redelivery is the test handing messages to the
 consumer again, in another order. Time is an injected clock, never slept through.
 
 Expected values come from the test's own `Books` (what was opened, paid and used), never
@@ -36,11 +36,11 @@ from core.integrations.queues import uplink_url
 from core.services.control import Control
 from core.services.ingest import Ingest
 from core.services.ledger import LedgerService
-from core.store import metering as mstore
+from core.store import meters as meters_store
 from core.store import payments as pstore
 from functions import control_tick, uplink_consumer
-from infra.sitesim import LambdaContext, SimMeter, sqs_record
-from tests.conftest import Clock, Metered
+from infra.fakes.sitesim import LambdaContext, SimMeter, sqs_record
+from testkit.builders import Clock, Metered
 
 
 class Crash(BaseException):
@@ -181,7 +181,7 @@ T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Shanghai
 
 
 class Rig:
-    """A property on the site stand-in (infra/sitesim.py), the uplink consumer and the
+    """A property on the site stand-in (infra/fakes/sitesim.py), the uplink consumer and the
     control tick on one injected clock, and the books."""
 
     def __init__(self, monkeypatch, clock: Clock | None = None) -> None:
@@ -190,7 +190,7 @@ class Rig:
         self.control = Control(self.ingest.ledger, self.clock)
         self.ingest.control = self.control
         monkeypatch.setattr(uplink_consumer, "ingest", self.ingest)
-        monkeypatch.setattr(control_tick, "Control", lambda: self.control)
+        monkeypatch.setattr(control_tick, "make_control", lambda: self.control)
         self.w = Metered()
         self.site = self.w.sim()
         self.books = Books()
@@ -314,7 +314,7 @@ class Rig:
         for m, closed in intended_closed(self.books).items():
             want = "closed" if closed else "open"
             actual = "closed" if self.site.meters[m].relay_closed else "open"
-            recorded = mstore.load_meter(m).relay_state
+            recorded = meters_store.load_meter(m).relay_state
             if actual != want or recorded != want:
                 out[m] = {"want": want, "actual": actual, "recorded": recorded}
         for a in self.books.accounts.values():
@@ -387,7 +387,7 @@ class Tenant:
 def tenant(rig, monkeypatch):
     from core.services.payments import Payments
     from functions import wechatpay_notify
-    from infra.paystack import PayStack
+    from infra.local.paystack import PayStack
 
     stack = PayStack().start()
     stack.apply_env()
@@ -509,21 +509,11 @@ class Link:
 def reset_aws_clients() -> None:
     """Forget the product's cached AWS clients, so that the next call makes new ones for
     AWS_ENDPOINT_URL as it is now (the way a new Lambda instance would)."""
-    from pynamodb.models import Model
+    from core.integrations import secrets
+    from core.store import connections
 
-    from core.integrations import queues
-    from core.store import models, tx
-
-    queues._client = None
-    tx._connection = None
-    for obj in vars(models).values():
-        if isinstance(obj, type) and issubclass(obj, Model) and "_connection" in vars(obj):
-            obj._connection = None
-    todo = list(Model.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        todo += cls.__subclasses__()
-        cls._connection = None
+    connections.reset()  # the models' and the writes' connections, and the shared botocore session
+    secrets.clear_cache()
 
 
 @pytest.fixture
@@ -722,7 +712,7 @@ class BridgeRig(Rig):
         for m, closed in intended_closed(self.books).items():
             want = "closed" if closed else "open"
             actual = "closed" if self.sims[m].supply_on else "open"
-            recorded = mstore.load_meter(m).relay_state
+            recorded = meters_store.load_meter(m).relay_state
             if actual != want or recorded != want:
                 out[m] = {"want": want, "actual": actual, "recorded": recorded}
         return out
@@ -766,7 +756,7 @@ class BridgeRig(Rig):
 
     def billed_to(self, meter: str) -> Decimal:
         """The register total the cloud has rated up to (its baseline)."""
-        m = mstore.load_meter(meter)
+        m = meters_store.load_meter(meter)
         return m.baseline.total if m.baseline else Decimal(-1)
 
     def converge(self, max_ticks: int = 3, settle: float = 8.0) -> int:

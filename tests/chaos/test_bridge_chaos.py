@@ -19,7 +19,10 @@ from urllib.parse import urlparse
 import pytest
 
 from core.domain import control as policy
-from core.store import metering as mstore
+from core.domain.events import Subject
+from core.store import commands as cstore
+from core.store import events as estore
+from core.store import meters as meters_store
 from tests.chaos.conftest import Link
 
 
@@ -60,12 +63,12 @@ def test_a_silent_meter_and_a_site_offline_past_the_command_lifetime(aws, monkey
         r.sims[meter].silent = True
         pay(r, a, 5000, f"silent-{skew}")
         for attempt in range(1, policy.ALARM_AFTER_ATTEMPTS + 1):
-            r.until(lambda n=attempt: mstore.load_meter(meter).relay_attempts >= n
-                    and mstore.get_command(mstore.load_meter(meter).relay_command_id or "x") is None)
+            r.until(lambda n=attempt: meters_store.load_meter(meter).relay_attempts >= n
+                    and cstore.get_command(meters_store.load_meter(meter).relay_command_id or "x") is None)
             r.jump.advance(seconds=policy.retry_delay(attempt).total_seconds() + 1)
             r.tick()
-        stuck = r.until(lambda: [e for e in mstore.events_of(f"meter#{meter}") if e["type"] == "supply_stuck"])
-        assert len(stuck) == 1 and stuck[0]["status"] == "to_notify"
+        stuck = r.until(lambda: [e for e in estore.events_of(Subject.meter(meter)) if e.type == "supply_stuck"])
+        assert len(stuck) == 1 and stuck[0].status == "to_notify"
         assert not r.sims[meter].supply_on
 
         # the site goes offline for two hours (past the command lifetime); the meter is fixed meanwhile
@@ -82,9 +85,9 @@ def test_a_silent_meter_and_a_site_offline_past_the_command_lifetime(aws, monkey
         r.settle_usage()
         r.until(r.all_billed)
         r.check()
-        closes = [c for c in mstore.commands_of_meter(meter) if c.op == "CLOSE"]
+        closes = [c for c in cstore.commands_of_meter(meter) if c.op == "CLOSE"]
         assert any(c.state == "expired" for c in closes) or any(
-            (mstore.command_result(c.command_id) or {}).get("detail", "").startswith("expired") for c in closes)
+            (cstore.command_result(c.command_id) or {}).get("detail", "").startswith("expired") for c in closes)
         assert r.bridge.outbox.depth() < 5  # the outage's backlog went out
     finally:
         r.close()
@@ -131,6 +134,6 @@ def test_kill_9_in_the_middle_of_cut_and_restore_converges(bridge_rig, tmp_path)
         r.until(r.all_billed, timeout=30)
         r.check()
         for op in ("TRIP", "CLOSE"):  # each carried out, and no command run twice on the meter
-            assert [c.state for c in mstore.commands_of_meter(meter) if c.op == op].count("applied") >= 1
+            assert [c.state for c in cstore.commands_of_meter(meter) if c.op == op].count("applied") >= 1
     finally:
         log.close()

@@ -16,7 +16,8 @@ from core.services.control import Control
 from core.services.ingest import Ingest
 from core.services.ledger import LedgerService
 from core.services.payments import Payments
-from core.store import metering as mstore
+from core.store import commands as cstore
+from core.store import meters as meters_store
 from tests.chaos.conftest import crash_once
 
 READ_STEPS = {
@@ -24,7 +25,7 @@ READ_STEPS = {
     "after the debit, before the TRIP": (LedgerService, "post_request", True),
     "TRIP recorded, not sent": (queues, "send_command", False),
     "TRIP sent, not marked sent": (queues, "send_command", True),
-    "TRIP result half recorded": (mstore, "clear_relay_command", False),
+    "TRIP result half recorded": (meters_store, "clear_relay_command", False),
     "TRIP result recorded, message not deleted": (Control, "command_result", True),
     "reading handled, message not deleted": (Ingest, "handle", True),
 }
@@ -33,7 +34,7 @@ PAY_STEPS = {
     "after the credit, before the CLOSE": (LedgerService, "post_request", True),
     "CLOSE recorded, not sent": (queues, "send_command", False),
     "CLOSE sent, not marked sent": (queues, "send_command", True),
-    "CLOSE result half recorded": (mstore, "clear_relay_command", False),
+    "CLOSE result half recorded": (meters_store, "clear_relay_command", False),
     "CLOSE result recorded, message not deleted": (Control, "command_result", True),
     "notification handled, never answered": (Payments, "handle_notification", True),
 }
@@ -87,5 +88,5 @@ def test_a_crash_between_any_two_steps_converges(rig, tenant, monkeypatch, read_
     rig.cycle()
     rig.check()
     assert LedgerService().balance(a.account_id) == 4800
-    trips = [c for c in mstore.commands_of_meter(meter) if c.op == "TRIP" and c.state == "applied"]
+    trips = [c for c in cstore.commands_of_meter(meter) if c.op == "TRIP" and c.state == "applied"]
     assert len(trips) == 1  # the cut was carried out once, however often its cause came again

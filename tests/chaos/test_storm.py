@@ -13,8 +13,8 @@ import random
 from contextlib import contextmanager
 
 from core.services.ledger import LedgerService
-from core.store import metering as mstore
-from infra import local
+from core.store import commands as cstore
+from infra.local import stack
 
 WRITES = ("TransactWriteItems", "PutItem", "UpdateItem")
 STORM = {
@@ -28,13 +28,13 @@ STORM = {
 @contextmanager
 def faults(rig, spec: dict):
     seen: dict = {}
-    local.faults(spec)
+    stack.faults(spec)
     rig.faulty = True
     try:
         yield seen
     finally:
-        seen.update(local.faults()["injected"])
-        local.faults("off")
+        seen.update(stack.faults()["injected"])
+        stack.faults("off")
         rig.faulty = False
 
 
@@ -85,6 +85,6 @@ def test_a_storm_of_dynamodb_faults_and_redeliveries_converges(rig, tenant):
     assert [a for _, a in used] == [-250] * 8 and len({i for i, _ in used}) == 8
     assert all(i.startswith(f"use:{meter}:") for i, _ in used)
     # and the supply: the cut account tripped once and restored once
-    ops = [c.op for c in sorted(mstore.commands_of_meter(meters[cut.account_id][0]), key=lambda c: c.issued_at)
+    ops = [c.op for c in sorted(cstore.commands_of_meter(meters[cut.account_id][0]), key=lambda c: c.issued_at)
            if c.state == "applied"]
     assert ops == ["TRIP", "CLOSE"]

@@ -57,3 +57,11 @@ def test_pay_to_power_bench_closes_the_relay_and_credits_once(aws):
     assert last["errors"] == 0
     # never faster than the two hops it cannot avoid
     assert last["p50_ms"] >= last["floor_sqs_ms"] + last["floor_modbus_ms"] * 0.9
+
+
+def test_cold_import_bench_answers_fresh_processes_and_credits_once(aws):
+    last = run_bench("bench/cold_import.py", "--rounds", "1", "--trials", "1", timeout=300)
+    assert last["bench"] == "cold_import" and last["rounds"] == 1
+    assert last["notifications"] == 5  # one timed, then four at once, each in its own fresh process
+    assert last["credited_exactly_once"] is True
+    assert set(last["imports"]) >= {"functions.wechatpay_notify", "functions.uplink_consumer", "miniprogram_api.wsgi"}

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.local import free_port, port_in_use
+from infra.local.stack import free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parents[2]
 

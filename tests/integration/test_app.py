@@ -7,13 +7,13 @@ import requests
 from werkzeug.serving import make_server
 
 from core.services.ledger import LedgerService
-from infra.local import free_port
+from infra.local.stack import free_port
 from miniprogram_api.app import create_app
 
 
 @pytest.fixture
-def server(monkeypatch):
-    monkeypatch.setenv("FEIKONG_CONSOLE_OPEN", "1")
+def server(setenv):
+    setenv("FEIKONG_CONSOLE_OPEN", "1")
     port = free_port()
     srv = make_server("127.0.0.1", port, create_app(), threaded=True)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
@@ -38,6 +38,14 @@ def test_first_page_lists_rooms_with_balances(server, world):
     assert "1 户欠费" in r.text
 
 
+def test_first_page_marks_balances_below_50_yuan(server, world):
+    world.account(opening=4_999)  # 49.99 yuan: low
+    world.account(opening=5_000)  # 50.00 yuan: not low
+    r = requests.get(f"{server}/", params={"property": world.property_id}, timeout=10)
+    assert "1 户余额不足 50 元" in r.text
+    assert '<td class="num low">49.99</td>' in r.text and '<td class="num ">50.00</td>' in r.text
+
+
 def test_rooms_api(server, world):
     world.account(opening=500)
     r = requests.get(f"{server}/admin/api/properties/{world.property_id}/buildings/B1/rooms", timeout=10)
@@ -52,11 +60,34 @@ def test_unknown_property_is_a_clear_404(server):
     assert r.json()["error"]["message"] == "物业不存在"
 
 
-def test_console_is_closed_unless_switched_on(server, world, monkeypatch):
-    monkeypatch.delenv("FEIKONG_CONSOLE_OPEN")
+def test_console_is_closed_unless_switched_on(server, world, setenv):
+    setenv("FEIKONG_CONSOLE_OPEN", None)
     r = requests.get(f"{server}/admin/api/properties/{world.property_id}/buildings/B1/rooms", timeout=10)
     assert r.status_code == 404
     assert "R00" not in r.text
+
+
+def test_production_serves_no_console(setenv, world):
+    """Without the switch at start (production) the console's routes are not there at all."""
+    setenv("FEIKONG_CONSOLE_OPEN", None)
+    c = create_app().test_client()
+    assert c.get("/", query_string={"property": world.property_id}).json == {"service": "feikong", "health": "/health"}
+    r = c.get(f"/admin/api/properties/{world.property_id}/buildings/B1/rooms")
+    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
+
+
+def test_the_wsgi_module_serves_the_app():
+    """zappa's module checks the deployment first: here the local secrets are seeded."""
+    from infra.local.paystack import PayStack
+
+    stack = PayStack().start()
+    stack.apply_env()
+    try:
+        from miniprogram_api.wsgi import app
+
+        assert app.test_client().get("/health").json == {"status": "ok", "database": "ok"}
+    finally:
+        stack.stop()
 
 
 def test_dead_database_is_a_503_with_a_clear_body(monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 from core.domain.errors import FeikongError
 from core.services.ledger import LedgerService
 from core.store.models import LedgerEntryItem
-from tests.conftest import uid
+from testkit.builders import uid
 
 GOOD = {"entry_id": "pay:ok", "kind": "recharge", "amount": 100, "cause": "test", "actor": "tester"}
 

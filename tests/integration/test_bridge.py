@@ -22,16 +22,17 @@ import yaml
 from bridge.config import parse_config
 from bridge.runtime import Bridge
 from bridge.simulator import SimBus, SimMeter
-from core.domain import messages
 from core.integrations.queues import uplink_url
+from core.protocol import messages
 from core.services.control import Control
 from core.services.ingest import Ingest
 from core.services.ledger import LedgerService
-from core.store import metering as mstore
+from core.store import commands as cstore
+from core.store import meters as meters_store
 from functions import uplink_consumer
-from infra.local import Emulator, bootstrap, free_port
-from infra.sitesim import drain_uplink
-from tests.conftest import Metered
+from infra.fakes.sitesim import drain_uplink
+from infra.local.stack import Emulator, bootstrap, free_port
+from testkit.builders import Metered
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,14 +105,14 @@ def test_readings_are_decoded_exactly_into_the_cloud(rig):
 
     def rated():
         deliver()
-        m = mstore.load_meter(meter)
+        m = meters_store.load_meter(meter)
         return m.baseline if m.baseline else None
 
     baseline = wait_for(rated)
     assert baseline.total >= Decimal("1234.56") and baseline.total < Decimal("1235")
     assert set(baseline.registers) == {"sharp", "peak", "flat", "valley"}
     assert sum(baseline.registers.values()) == baseline.total  # the TOU registers add up
-    assert mstore.load_meter(meter).online
+    assert meters_store.load_meter(meter).online
 
 
 def test_trip_and_close_are_applied_and_verified(rig):
@@ -121,18 +122,18 @@ def test_trip_and_close_are_applied_and_verified(rig):
 
     def state(command_id):
         deliver()
-        return mstore.get_command(command_id).state in ("applied", "failed")
+        return cstore.get_command(command_id).state in ("applied", "failed")
 
     wait_for(lambda: state(trip.command_id))
-    assert mstore.get_command(trip.command_id).state == "applied"
-    assert mstore.load_meter(meter).relay_state == "open" and not sim.supply_on
+    assert cstore.get_command(trip.command_id).state == "applied"
+    assert meters_store.load_meter(meter).relay_state == "open" and not sim.supply_on
     close = control.issue(meter, "CLOSE", "test:close", "admin")
     wait_for(lambda: state(close.command_id))
-    assert mstore.load_meter(meter).relay_state == "closed" and sim.supply_on
+    assert meters_store.load_meter(meter).relay_state == "closed" and sim.supply_on
     water = rig["ids"][2]
     valve = control.issue(water, "TRIP", "test:valve", "admin")
     wait_for(lambda: state(valve.command_id))
-    assert mstore.get_command(valve.command_id).state == "applied" and not rig["sims"][2].supply_on
+    assert cstore.get_command(valve.command_id).state == "applied" and not rig["sims"][2].supply_on
 
 
 def test_a_recharge_delivered_twice_is_applied_once(rig):

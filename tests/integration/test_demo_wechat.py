@@ -1,4 +1,4 @@
-"""The demo's tenant phone page (infra/demo_wechat.py) refuses what a person might type
+"""The demo's tenant phone page (infra/demo/wechat.py) refuses what a person might type
 with a 4xx and a Chinese sentence, before anything is ordered or paid."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import requests
 
 from core.services.ledger import LedgerService
 from core.store import payments as pstore
-from infra import demo_wechat
-from infra.wechatpay_emulator import BackgroundServer
+from infra.demo import wechat as demo_wechat
+from infra.fakes.wechatpay_emulator import BackgroundServer
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_missing_or_unknown_accounts_are_a_4xx_in_chinese(phone, form, status, w
 
 
 def test_another_propertys_account_is_not_found(phone, world):
-    from tests.conftest import World
+    from testkit.builders import World
 
     elsewhere = World().account(opening=100)
     r = requests.post(f"{phone}/pay", data={"account_id": elsewhere, "amount": "50.00"}, timeout=10)

@@ -6,7 +6,7 @@ import pytest
 from core.domain.errors import Conflict, NotFound, ValidationError
 from core.services import directory as d
 from core.services.ledger import LedgerService
-from tests.conftest import World, uid
+from testkit.builders import World, uid
 
 
 def test_rooms_of_a_building_with_balances(world):

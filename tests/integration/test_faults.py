@@ -1,5 +1,5 @@
 """DynamoDB failing as AWS does when it is busy: the emulator's fault switch
-(infra/moto_app.py) makes it answer TransactionConflict, throttling, 500s and lost answers
+(infra/local/moto_app.py) makes it answer TransactionConflict, throttling, 500s and lost answers
 at chosen rates, and the store's retry policy (core/store/tx.py) must carry the ledger,
 the uplink consumer, the WeChat Pay notification and the control tick through them with
 every posting applied once, every paid order credited once and every reading billed once.
@@ -22,22 +22,24 @@ import pytest
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import TransactWriteError
 
-from core.domain import messages
+from core.domain.events import Event, Subject
 from core.domain.ledger import PostingRequest
 from core.domain.rating import MeterReading
 from core.integrations.queues import uplink_url
+from core.protocol import messages
 from core.services.control import Control
 from core.services.ingest import Ingest
 from core.services.ledger import LedgerService
 from core.services.payments import Payments
-from core.store import metering as mstore
+from core.store import commands as cstore
+from core.store import events as estore
 from core.store import payments as pstore
 from core.store import tx
 from functions import control_tick, uplink_consumer, wechatpay_notify
-from infra import local
-from infra.paystack import PayStack
-from infra.sitesim import LambdaContext, sqs_record
-from tests.conftest import Clock, Metered
+from infra.fakes.sitesim import LambdaContext, sqs_record
+from infra.local import stack
+from infra.local.paystack import PayStack
+from testkit.builders import Clock, Metered
 
 WRITES = ("TransactWriteItems", "PutItem", "UpdateItem")
 # 20% TransactionConflict, 10% throttling, 5% 500 and 5% lost answers on every write; 5% 500
@@ -55,16 +57,16 @@ def faults(spec: dict):
     """Turn the emulator's faults on for the block; yields a dict that holds, afterwards,
     what the emulator injected (by operation and kind)."""
     seen: dict = {}
-    local.faults(spec)
+    stack.faults(spec)
     try:
         yield seen
     finally:
-        seen.update(local.faults()["injected"])
-        local.faults("off")
+        seen.update(stack.faults()["injected"])
+        stack.faults("off")
 
 
 def requests_of(op: str) -> int:
-    return local.dynamodb_request_counts().get(op, 0)
+    return stack.dynamodb_request_counts().get(op, 0)
 
 
 def test_the_switch_answers_as_aws_does_and_the_policy_retries_only_what_is_not_an_answer(world):
@@ -92,11 +94,11 @@ def test_the_switch_answers_as_aws_does_and_the_policy_retries_only_what_is_not_
     again = ledger.post(entry_id="f:1", **post)
     assert again.duplicate and requests_of("TransactWriteItems") - before == 1
     # single-item writes: TransactionConflictException and throttling are retried
-    event = {"scope": f"account#{acct}", "event_id": "f:event", "property_id": world.property_id,
-             "at": "2026-01-01T00:00:00Z", "type": "test", "message": "测试"}
+    event = Event(Subject.account(acct), "f:event", "test", world.property_id, "2026-01-01T00:00:00Z",
+                  message="测试")
     with faults({"seed": 3, "conflict": {"PutItem": 0.5}, "throttle": {"PutItem": 0.3}}):
-        assert mstore.put_event(event) is True
-    assert mstore.put_event(event) is False  # it exists: an answer
+        assert estore.put_event(event) is True
+    assert estore.put_event(event) is False  # it exists: an answer
     result = ledger.verify(acct)
     assert result["ok"] and (result["balance"], result["entries"]) == (1100, 2)
 
@@ -180,7 +182,7 @@ def test_uplink_tick_and_payment_notifications_under_faults_apply_everything_onc
     clock = Clock(T0)
     ingest = Ingest(clock=clock)
     monkeypatch.setattr(uplink_consumer, "ingest", ingest)
-    monkeypatch.setattr(control_tick, "Control", lambda: Control(ingest.ledger, clock))
+    monkeypatch.setattr(control_tick, "make_control", lambda: Control(ingest.ledger, clock))
     stack = PayStack().start()
     stack.apply_env()
     monkeypatch.setattr(wechatpay_notify, "payments", Payments())
@@ -285,7 +287,7 @@ def _storm(clock: Clock, stack: PayStack) -> None:
         assert sorted(credits) == sorted(amounts)
     # the protected cut fell due at 23:30 and was carried out once the window ended
     assert ledger.state(cut, fresh=True).control["cut_state"] == "cut"
-    trips = {c.meter_id for c in mstore.commands_of_meter(meters[cut]) if c.op == "TRIP"}
+    trips = {c.meter_id for c in cstore.commands_of_meter(meters[cut]) if c.op == "TRIP"}
     assert trips == {meters[cut]}
     for account in (paid_a, paid_b):
-        assert [c.op for c in mstore.commands_of_meter(meters[account]) if c.op == "TRIP"] == []
+        assert [c.op for c in cstore.commands_of_meter(meters[account]) if c.op == "TRIP"] == []

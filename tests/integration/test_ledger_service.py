@@ -4,11 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.domain.errors import ConditionFailed, IdempotencyConflict, InsufficientFunds, NotFound
+from core.domain.errors import IdempotencyConflict, InsufficientFunds, NotFound, WriteRefused
+from core.domain.events import Event, Subject
+from core.domain.writes import AddEvent
 from core.services.ledger import LedgerService
 from core.store import directory as store
-from core.store.models import AccountItem
-from tests.conftest import uid
+from core.store import events as estore
+from testkit.builders import uid
 
 
 def post(ledger, account_id, entry_id, kind, amount, **kw):
@@ -103,29 +105,25 @@ def test_writes_from_another_process_are_picked_up(world):
 
 def test_extra_condition_failing_writes_nothing(world):
     a = world.account(opening=0)
-    b = world.account(opening=0)
+    seen = Event(Subject.account(a), "seen:1", "test", world.property_id, "2030-01-01T00:00:00.000000Z")
+    assert estore.put_event(seen)  # a write record whose condition (event absent) will not hold
 
-    def b_must_be_closed(tx):  # a caller's extra condition: here one that does not hold
-        tx.check(AccountItem, b, condition=AccountItem.status == "CLOSED", tag="other-account")
-
-    with pytest.raises(ConditionFailed) as e:
-        LedgerService().post(extras=[b_must_be_closed], account_id=a, entry_id="x:1", kind="recharge",
+    with pytest.raises(WriteRefused) as e:
+        LedgerService().post(extras=[AddEvent(seen)], account_id=a, entry_id="x:1", kind="recharge",
                              amount=100, cause="t", actor="t")
-    assert e.value.details["failed"] == "other-account"
+    assert [r.write for r in e.value.refused] == [AddEvent(seen)]
     assert LedgerService().balance(a) == 0
     assert len(LedgerService().entries(a)[0]) == 1
 
 
 def test_extra_condition_holding_commits_together(world):
     a = world.account(opening=0)
-    b = world.account(opening=0)
+    new = Event(Subject.account(a), "new:1", "test", world.property_id, "2030-01-01T00:00:00.000000Z", data={"n": 1})
 
-    def b_open(tx):
-        tx.check(AccountItem, b, condition=AccountItem.status == "OPEN", tag="other")
-
-    LedgerService().post(extras=[b_open], account_id=a, entry_id="x:2", kind="recharge", amount=100,
+    LedgerService().post(extras=[AddEvent(new)], account_id=a, entry_id="x:2", kind="recharge", amount=100,
                          cause="t", actor="t")
     assert LedgerService().balance(a) == 100
+    assert estore.events_of(Subject.account(a)) == [new]
 
 
 def test_entries_by_time_newest_first_with_range_and_paging(world):

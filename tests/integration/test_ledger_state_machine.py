@@ -15,7 +15,7 @@ from core.domain.errors import InsufficientFunds
 from core.domain.ledger import PostingRequest
 from core.services.ledger import LedgerService
 from core.store import directory as store
-from tests.conftest import World
+from testkit.builders import World
 
 # kind -> (direction, lowest balance it may leave: "none", "overdraft" = -limit, or "zero")
 MODEL = {

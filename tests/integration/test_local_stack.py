@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from core.store.schema import table_specs
-from infra.local import Emulator, StackError, bootstrap, free_port, require_emulator
+from infra.local.stack import Emulator, StackError, bootstrap, free_port, require_emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,13 +8,16 @@ from decimal import Decimal
 import pytest
 
 from core.domain.errors import ConditionFailed, FeikongError, NotFound, ValidationError
+from core.domain.events import Subject
 from core.domain.rating import MeterReading
 from core.services import meters, tariffs
 from core.services.control import Control
 from core.services.ingest import Ingest
 from core.services.ledger import LedgerService
-from core.store import metering as mstore
-from tests.conftest import Clock, Metered, uid
+from core.store import commands as cstore
+from core.store import events as estore
+from core.store import meters as meters_store
+from testkit.builders import Clock, Metered, uid
 from tests.unit.test_tariff import RESIDENTIAL, TOU
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -35,7 +38,7 @@ def feed(ingest, w, meter, *rows):
 
 
 def anomalies(meter):
-    return [e for e in mstore.events_of(f"meter#{meter}") if e["type"] == "anomaly"]
+    return [e for e in estore.events_of(Subject.meter(meter)) if e.type == "anomaly"]
 
 
 def test_bad_readings_never_make_bad_money(metered, clock):
@@ -55,10 +58,10 @@ def test_bad_readings_never_make_bad_money(metered, clock):
     assert results == ["baseline", "billed", "register_backwards", "billed", "implausible_jump", "billed",
                        "out_of_order", "gap", "duplicate"]
     assert LedgerService().balance(acct) == 100_000 - 500 - 300 - 100
-    kinds = sorted(a["data"]["kind"] for a in anomalies(meter))
+    kinds = sorted(a.data["kind"] for a in anomalies(meter))
     assert kinds == ["gap", "implausible_jump", "out_of_order", "register_backwards"]
-    jump = next(a for a in anomalies(meter) if a["data"]["kind"] == "implausible_jump")
-    assert jump["status"] == "open" and jump["data"]["proposed_fen"] == 3700
+    jump = next(a for a in anomalies(meter) if a.data["kind"] == "implausible_jump")
+    assert jump.status == "open" and jump.data["proposed_fen"] == 3700
 
 
 def test_approving_an_anomaly_bills_it_once_and_rejecting_bills_nothing(metered, clock):
@@ -66,16 +69,16 @@ def test_approving_an_anomaly_bills_it_once_and_rejecting_bills_nothing(metered,
     acct = metered.account(opening=10_000)
     meter = metered.meter(acct, rated_kw="10")
     feed(ingest, metered, meter, (1, 0, "0"), (2, 10, "20.00"), (3, 11, "21.00"), (4, 30, "30.00"))
-    gap, gap2 = sorted((a for a in anomalies(meter) if a["data"]["kind"] == "gap"), key=lambda a: a["data"]["seq"])
+    gap, gap2 = sorted((a for a in anomalies(meter) if a.data["kind"] == "gap"), key=lambda a: a.data["seq"])
     before = LedgerService().balance(acct)
-    entry = ingest.approve_anomaly(metered.property_id, meter, gap["event_id"], "admin-1")
+    entry = ingest.approve_anomaly(metered.property_id, meter, gap.event_id, "admin-1")
     assert entry.amount == -2000 and entry.entry_id == f"use:{meter}:2"
     with pytest.raises(ConditionFailed):
-        ingest.approve_anomaly(metered.property_id, meter, gap["event_id"], "admin-1")
-    ingest.reject_anomaly(metered.property_id, meter, gap2["event_id"], "admin-1")
+        ingest.approve_anomaly(metered.property_id, meter, gap.event_id, "admin-1")
+    ingest.reject_anomaly(metered.property_id, meter, gap2.event_id, "admin-1")
     assert LedgerService().balance(acct) == before - 2000
     with pytest.raises(NotFound):  # another property's admin cannot touch it
-        ingest.approve_anomaly(uid("p"), meter, gap2["event_id"], "intruder")
+        ingest.approve_anomaly(uid("p"), meter, gap2.event_id, "intruder")
 
 
 def test_meter_replacement_carries_balance_and_baseline(clock):
@@ -90,18 +93,18 @@ def test_meter_replacement_carries_balance_and_baseline(clock):
                                {"read_at": (T0 + timedelta(hours=2)).isoformat(), "total": "0.50"}, "admin",
                                ingest=ingest)
     assert out["final_reading"] == "billed"
-    assert mstore.load_meter(old).retired
+    assert meters_store.load_meter(old).retired
     # the new meter bills from its own first reading, on the same account and bus address
     assert ingest.reading(w.site.site_id, MeterReading(new, 1, T0 + timedelta(hours=3), Decimal("10.50"))) == "billed"
     assert ingest.reading(w.site.site_id, MeterReading(old, 9, T0 + timedelta(hours=3), Decimal("6000"))) == "refused"
     entries = LedgerService().entries(acct, newest_first=False)[0]
     # 10.00 kWh on the old meter (+0.01 before), 10.00 kWh on the new: 20.01 x 0.5283 = 10.571283
     assert sum(-e.amount for e in entries if e.kind == "energy") == 1057
-    assert {e["type"] for e in mstore.events_of(f"meter#{new}")} >= {"meter_replaced"}
+    assert {e.type for e in estore.events_of(Subject.meter(new))} >= {"meter_replaced"}
 
 
 def test_meter_side_billing_recharge_and_mirror(clock):
-    from infra.sitesim import SimMeter
+    from infra.fakes.sitesim import SimMeter
 
     w = Metered()
     ingest = Ingest(clock=clock)
@@ -116,20 +119,20 @@ def test_meter_side_billing_recharge_and_mirror(clock):
     assert [(c["op"], c["args"]) for c in cmds] == [("RECHARGE", {"amount": 8000, "purchase_count": 1})]
     from core.integrations.queues import uplink_url
     from functions import uplink_consumer
-    from infra.sitesim import drain_uplink
+    from infra.fakes.sitesim import drain_uplink
 
     drain_uplink(uplink_url(), lambda e, c: _with(uplink_consumer, ingest, e, c))
     assert LedgerService().balance(acct) == 0  # the money now sits in the meter
-    assert mstore.load_meter(meter).purchase_expected == 1
+    assert meters_store.load_meter(meter).purchase_expected == 1
     # readings mirror the meter's balance; usage is not billed by the cloud
     ingest.reading(w.site.site_id, MeterReading(meter, 1, T0, Decimal("1.00"), {}, 8000, 1))
     ingest.reading(w.site.site_id, MeterReading(meter, 2, T0 + timedelta(hours=1), Decimal("3.00"), {}, 7000, 1))
-    assert mstore.load_meter(meter).meter_balance == 7000
+    assert meters_store.load_meter(meter).meter_balance == 7000
     assert LedgerService().verify(acct)["entries"] == 3  # opening, recharge, transfer: no energy debits
     # a meter whose count or balance disagrees is flagged
     ingest.reading(w.site.site_id, MeterReading(meter, 3, T0 + timedelta(hours=2), Decimal("4.00"), {}, 9000, 1))
     ingest.reading(w.site.site_id, MeterReading(meter, 4, T0 + timedelta(hours=3), Decimal("5.00"), {}, 9000, 3))
-    kinds = {e["message"] for e in mstore.events_of(f"meter#{meter}") if e["type"] == "meter_mismatch"}
+    kinds = {e.message for e in estore.events_of(Subject.meter(meter)) if e.type == "meter_mismatch"}
     assert kinds == {"表内余额无充值却增加", "表内购电次数与平台不一致"}
 
 
@@ -148,13 +151,13 @@ def test_relay_commands_supersede_and_expire(metered, clock):
     control = Control(LedgerService(), clock)
     trip = control.issue(meter, "TRIP", "admin:1", "admin")
     close = control.issue(meter, "CLOSE", "admin:2", "admin")
-    assert mstore.get_command(trip.command_id).state == "superseded"
-    assert mstore.get_command(close.command_id).state == "sent"
+    assert cstore.get_command(trip.command_id).state == "superseded"
+    assert cstore.get_command(close.command_id).state == "sent"
     assert control.issue(meter, "CLOSE", "admin:2", "admin").command_id == close.command_id  # idempotent
     clock.advance(hours=2)
     assert control.tick()["expired"] >= 1
-    assert mstore.get_command(close.command_id).state == "expired"
-    assert mstore.load_meter(meter).relay_command_id is None
+    assert cstore.get_command(close.command_id).state == "expired"
+    assert meters_store.load_meter(meter).relay_command_id is None
     with pytest.raises(ValidationError):
         control.issue(meter, "EXPLODE", "x")
 
@@ -195,12 +198,12 @@ def test_a_command_whose_send_failed_is_sent_by_the_tick(metered, clock, monkeyp
     monkeypatch.setattr(queues, "send_command", sqs_down)
     with pytest.raises(ConnectionError):
         control.issue(meter, "TRIP", "admin:9", "admin")
-    (command,) = mstore.commands_of_meter(meter)
+    (command,) = cstore.commands_of_meter(meter)
     assert command.state == "queued"
     monkeypatch.undo()
     clock.advance(minutes=1)
     assert control.tick()["resent"] >= 1
-    assert mstore.get_command(command.command_id).state == "sent"
+    assert cstore.get_command(command.command_id).state == "sent"
     site = metered.sim()
     assert [c["command_id"] for c in site.take_commands()] == [command.command_id]
 
@@ -217,14 +220,14 @@ def test_a_reading_from_the_future_does_not_stop_billing(metered, clock):
     far = MeterReading(meter, 3, datetime(2099, 1, 1, tzinfo=UTC), Decimal("106.00"))
     assert ingest.reading(site, far) == "read_time_future"
     assert ingest.reading(site, far) == "duplicate"  # a redelivery is recorded once, not retried forever
-    baseline = mstore.load_meter(meter).baseline
+    baseline = meters_store.load_meter(meter).baseline
     assert (baseline.seq, baseline.read_at, baseline.total) == (2, T0 + timedelta(hours=1), Decimal("105.00"))
     # later normal readings bill normally, from the last good one: 105 -> 108 = 3.00, 108 -> 109 = 1.00
     assert feed(ingest, metered, meter, (4, 2, "108.00"), (5, 3, "109.00")) == ["billed", "billed"]
     assert LedgerService().balance(acct) == 100_000 - 500 - 300 - 100
     (future,) = anomalies(meter)
-    assert future["data"]["kind"] == "read_time_future" and future["status"] == "recorded"
-    assert future["message"] == "读数时间超前于平台时间（表计时钟错误）"
+    assert future.data["kind"] == "read_time_future" and future.status == "recorded"
+    assert future.message == "读数时间超前于平台时间（表计时钟错误）"
     # the skew is measured against the cloud's clock: 9 minutes ahead is fine, 11 is not
     other = metered.meter(metered.account(opening=10_000), rated_kw="100")
     clock.now = T0 + timedelta(hours=1)
@@ -240,7 +243,7 @@ def test_a_first_reading_from_the_future_does_not_become_the_baseline(metered, c
     meter = metered.meter(acct, rated_kw="10")
     far = MeterReading(meter, 1, datetime(2099, 1, 1, tzinfo=UTC), Decimal("5.00"))
     assert ingest.reading(metered.site.site_id, far) == "read_time_future"
-    assert mstore.load_meter(meter).baseline is None
+    assert meters_store.load_meter(meter).baseline is None
     assert feed(ingest, metered, meter, (2, 0, "5.00"), (3, 1, "7.00")) == ["baseline", "billed"]
     assert LedgerService().balance(acct) == 1000 - 200
 
@@ -267,20 +270,20 @@ def test_an_approved_gap_is_rated_on_the_months_tier_usage(clock):
                    (4, 14, "415"))
     assert results == ["baseline", "billed", "gap", "billed"]
     (gap,) = anomalies(meter)
-    assert gap["data"]["proposed_fen"] == 704  # a blank carry proposed 528
+    assert gap.data["proposed_fen"] == 704  # a blank carry proposed 528
     # an admin approves it from another process (the console): rated on the meter's carry
     # now (405 kWh, 0.15 fen): 10 kWh in band 3 = 10 x 0.8283 = 8.283 yuan = 828.3 + 0.15
     # -> 828 fen, 0.45 carried, the month at 415
-    entry = Ingest(clock=clock).approve_anomaly(w.property_id, meter, gap["event_id"], "admin-1")
+    entry = Ingest(clock=clock).approve_anomaly(w.property_id, meter, gap.event_id, "admin-1")
     assert entry.amount == -828 and entry.entry_id == f"use:{meter}:3"
-    carry = mstore.load_meter(meter).baseline.carry
+    carry = meters_store.load_meter(meter).baseline.carry
     assert (carry.remainder_fen, carry.cycle, carry.cycle_usage) == (Decimal("0.45"), "2026-11", Decimal("415"))
-    decided = mstore.get_event(f"meter#{meter}", gap["event_id"])
-    assert decided["status"] == "approved" and decided["data"]["approved_fen"] == 828
+    decided = estore.get_event(Subject.meter(meter), gap.event_id)
+    assert decided.status == "approved" and decided.data["approved_fen"] == 828
     # the consumer's memory of the meter is stale; its next reading must still build on the
     # approved usage: 10 kWh in band 3 = 828.3 + 0.45 = 828.75 -> 828 fen, 0.75 carried, 425
     assert feed(consumer, w, meter, (5, 15, "425")) == ["billed"]
-    carry = mstore.load_meter(meter).baseline.carry
+    carry = meters_store.load_meter(meter).baseline.carry
     assert (carry.remainder_fen, carry.cycle_usage) == (Decimal("0.75"), Decimal("425"))
     # the month rated at once: 425 x 0.5283 = 224.5275 + 200 x 0.05 + 25 x 0.30 = 242.0275 yuan
     # = 24202.75 fen -> 24202 debited, 0.75 carried

@@ -15,15 +15,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from core.domain.errors import Conflict, InsufficientFunds, NotFound
+from core.domain.events import Subject
 from core.services.ledger import LedgerService
 from core.services.payments import Payments
-from core.store import metering as events
+from core.store import events as estore
 from core.store import payments as pstore
 from functions import wechatpay_notify
-from infra.paystack import APPID, MCHID, PayStack
-from infra.wechatpay_emulator import BackgroundServer
+from infra.fakes.wechatpay_emulator import BackgroundServer
+from infra.local.paystack import APPID, MCHID, PayStack
 from miniprogram_api.app import create_app
-from tests.conftest import Clock, World
+from testkit.builders import Clock, World
 
 
 class Stack(PayStack):
@@ -135,12 +136,12 @@ def test_forged_notifications_are_rejected(stack, tamper):
     stack.pay.lose_notification(no)
     tx = stack.pay.pay(no)
     headers, body = stack.pay.build_notification(tx, tamper=tamper)
-    before = len(events.events_of("payments#unknown")) + len(events.events_of(f"payments#{w.property_id}"))
+    before = len(estore.events_of(Subject.payments("unknown"))) + len(estore.events_of(Subject.payments(w.property_id)))
     r = requests.post(stack.notify_url, data=body.encode(), headers=headers, timeout=10)
     assert r.status_code in (400, 401) and r.json()["code"] == "FAIL"
     assert LedgerService().balance(account) == 0 and pstore.get_order(no).status == "PENDING"
     # unauthenticated: anyone can send it, so it writes nothing (a rate-limited log line only)
-    assert len(events.events_of("payments#unknown")) + len(events.events_of(f"payments#{w.property_id}")) == before
+    assert len(estore.events_of(Subject.payments("unknown"))) + len(estore.events_of(Subject.payments(w.property_id))) == before
     headers, body = stack.pay.build_notification(tx)  # the genuine one still works
     assert requests.post(stack.notify_url, data=body.encode(), headers=headers, timeout=10).status_code == 200
     assert LedgerService().balance(account) == 2000
@@ -157,8 +158,8 @@ def test_mismatched_payments_credit_nothing_and_leave_an_alert(stack, forge, rea
     r = requests.post(stack.notify_url, data=body.encode(), headers=headers, timeout=10)
     assert r.status_code == 400
     assert LedgerService().balance(account) == 0
-    alerts = events.events_of(f"payments#{w.property_id}")
-    assert any(a["data"]["reason"] == reason and a["data"]["ref"] == no for a in alerts)
+    alerts = estore.events_of(Subject.payments(w.property_id))
+    assert any(a.data["reason"] == reason and a.data["ref"] == no for a in alerts)
 
 
 def test_unknown_order_is_rejected(stack):
@@ -168,7 +169,7 @@ def test_unknown_order_is_rejected(stack):
     tx = dict(stack.pay.pay(no), out_trade_no="R00000000000000nosuchorder")
     headers, body = stack.pay.build_notification(tx)
     assert requests.post(stack.notify_url, data=body.encode(), headers=headers, timeout=10).status_code == 400
-    assert any(a["data"]["reason"] == "unknown_order" for a in events.events_of("payments#unknown"))
+    assert any(a.data["reason"] == "unknown_order" for a in estore.events_of(Subject.payments("unknown")))
     assert LedgerService().balance(account) == 0
 
 
@@ -223,7 +224,7 @@ def test_reconciliation_finds_each_planted_mismatch(stack):
     found = {(m["kind"], m["out_trade_no"]) for m in report["mismatches"]}
     assert {("amount_differs", differs), ("paid_there_not_here", external), ("here_not_there", ghost)} <= found
     assert not any(no == good for _, no in found)
-    recorded = {e["event_id"] for e in events.events_of(f"reconcile#{day}")}
+    recorded = {e.event_id for e in estore.events_of(Subject.reconcile(day))}
     assert f"amount_differs:{differs}" in recorded and f"paid_there_not_here:{external}" in recorded
 
 

@@ -4,11 +4,13 @@ same verdicts, the same charges to the fen, the same anomalies and proposals."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from core.domain.events import Subject
 from core.domain.rating import MeterReading
 from core.services import tariffs
 from core.services.ingest import Ingest
-from core.store import metering as mstore
-from tests.conftest import Clock, Metered
+from core.store import events as estore
+from core.store import meters as meters_store
+from testkit.builders import Clock, Metered
 from tests.unit.test_tariff import TOU
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Shanghai
@@ -58,11 +60,11 @@ def test_preview_and_production_agree_on_the_same_readings():
               if e.kind == "energy"}
     assert billed == {f"use:{meter}:{c['seq']}": c["fen"] for c in preview["charges"] if c["fen"]}
     assert all(c["fen"] >= 0 for c in preview["charges"])  # never a negative charge
-    events = {e["data"]["seq"]: e for e in mstore.events_of(f"meter#{meter}") if e["type"] == "anomaly"}
-    assert {a["seq"]: a["kind"] for a in preview["anomalies"]} == {s: e["data"]["kind"] for s, e in events.items()}
+    events = {e.data["seq"]: e for e in estore.events_of(Subject.meter(meter)) if e.type == "anomaly"}
+    assert {a["seq"]: a["kind"] for a in preview["anomalies"]} == {s: e.data["kind"] for s, e in events.items()}
     gap = next(a for a in preview["anomalies"] if a["kind"] == "gap")
-    assert gap["proposed_fen"] == events[6]["data"]["proposed_fen"]
-    carry = mstore.load_meter(meter).baseline.carry
+    assert gap["proposed_fen"] == events[6].data["proposed_fen"]
+    carry = meters_store.load_meter(meter).baseline.carry
     assert Decimal(preview["remainder_fen"]) == carry.remainder_fen
     # hand-worked, Tuesday (workday: flat 06-08 and 12-18, peak 08-12 and 18-22; peak 1.00, flat 0.60):
     # seq 2, 10:00-11:00 by register: 2 peak + 1 flat = 2.00 + 0.60 = 260 fen

@@ -7,15 +7,18 @@ from decimal import Decimal
 
 import pytest
 
+from core.domain.events import Subject
 from core.integrations.queues import uplink_url
 from core.services import control as control_service
 from core.services.control import Control
 from core.services.ingest import Ingest
 from core.services.ledger import LedgerService
-from core.store import metering as mstore
+from core.store import commands as cstore
+from core.store import events as estore
+from core.store import meters as meters_store
 from functions import control_tick, uplink_consumer
-from infra.sitesim import LambdaContext, SimMeter, drain_uplink
-from tests.conftest import Clock, Metered
+from infra.fakes.sitesim import LambdaContext, SimMeter, drain_uplink
+from testkit.builders import Clock, Metered
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Shanghai
 
@@ -25,7 +28,7 @@ def clock(monkeypatch):
     c = Clock(T0 + timedelta(hours=4))  # after the readings: a reading ahead of the clock is an anomaly
     ingest = Ingest(clock=c)
     monkeypatch.setattr(uplink_consumer, "ingest", ingest)
-    monkeypatch.setattr(control_tick, "Control", lambda: Control(ingest.ledger, c))
+    monkeypatch.setattr(control_tick, "make_control", lambda: Control(ingest.ledger, c))
     return c
 
 
@@ -59,23 +62,23 @@ def test_batch_to_debits_alarms_trip_then_credit_to_close(clock):
     ]
     assert [e.entry_id for e in entries[1:]] == [f"use:{meter}:{s}" for s in (2, 3, 4)]
     assert entries[1].occurred_at == "2026-11-24T03:00:00.000000Z"  # the meter's read time
-    alarms = [e for e in mstore.events_of(f"account#{acct}") if e["type"] == "low_balance"]
-    assert sorted(a["data"]["threshold"] for a in alarms) == [0, 2000, 5000]
-    assert all(a["status"] == "to_notify" and "余额" in a["message"] for a in alarms)
+    alarms = [e for e in estore.events_of(Subject.account(acct)) if e.type == "low_balance"]
+    assert sorted(a.data["threshold"] for a in alarms) == [0, 2000, 5000]
+    assert all(a.status == "to_notify" and "余额" in a.message for a in alarms)
     # TRIP on the site's down queue, signed for that site
     commands = site.take_commands()
     assert [(c["op"], c["meter_id"]) for c in commands] == [("TRIP", meter)]
-    assert mstore.get_command(commands[0]["command_id"]).cause == f"reading:{meter}:4"
+    assert cstore.get_command(commands[0]["command_id"]).cause == f"reading:{meter}:4"
     deliver()  # the site's command result
-    assert mstore.get_command(commands[0]["command_id"]).state == "applied"
-    assert mstore.load_meter(meter).relay_state == "open"
+    assert cstore.get_command(commands[0]["command_id"]).state == "applied"
+    assert meters_store.load_meter(meter).relay_state == "open"
     # a credit lifts the balance above the restore line: CLOSE at once
     Control(ledger, clock).credit(account_id=acct, entry_id="pay:wx-1", kind="recharge", amount=5000,
                                   cause="order:1", actor="wechatpay")
     commands = site.take_commands()
     assert [c["op"] for c in commands] == ["CLOSE"]
     deliver()
-    assert mstore.load_meter(meter).relay_state == "closed"
+    assert meters_store.load_meter(meter).relay_state == "closed"
     assert ledger.verify(acct)["ok"]
 
 
@@ -94,7 +97,7 @@ def test_same_batch_delivered_twice_changes_nothing(clock):
     after = LedgerService().verify(acct)
     assert after == before and after["ok"]
     assert after["balance"] == 100_000 - 337 - 363
-    assert [e for e in mstore.events_of(f"meter#{meter}") if e["type"] == "anomaly"] == []
+    assert [e for e in estore.events_of(Subject.meter(meter)) if e.type == "anomaly"] == []
 
 
 def test_protected_window_delays_the_cut_until_it_ends(clock):
@@ -156,8 +159,8 @@ def test_forged_and_foreign_messages_are_refused(clock):
     ours.send(forged)
     deliver()
     assert LedgerService().verify(acct)["entries"] == 1
-    assert mstore.load_meter(meter).baseline is None
-    assert any(e["type"] == "security" for e in mstore.events_of(f"site#{w.site.site_id}"))
+    assert meters_store.load_meter(meter).baseline is None
+    assert any(e.type == "security" for e in estore.events_of(Subject.site(w.site.site_id)))
 
 
 def test_offline_and_back_online(clock):
@@ -167,15 +170,15 @@ def test_offline_and_back_online(clock):
     site = w.sim()
     site.send_readings([reading(meter, 1, 0, "1.00")], clock.now)
     deliver()
-    assert mstore.load_meter(meter).online
+    assert meters_store.load_meter(meter).online
     clock.advance(minutes=45)
     assert control_tick.handler({}, LambdaContext())["offline"] >= 1
-    assert not mstore.load_meter(meter).online
+    assert not meters_store.load_meter(meter).online
     site.send_readings([reading(meter, 2, 1, "2.00")], clock.now)
     deliver()
-    kinds = [e["type"] for e in mstore.events_of(f"meter#{meter}")]
+    kinds = [e.type for e in estore.events_of(Subject.meter(meter))]
     assert "meter_offline" in kinds and "meter_online" in kinds
-    assert mstore.load_meter(meter).online
+    assert meters_store.load_meter(meter).online
 
 
 def test_admin_settings_recut_and_are_audited(clock):
@@ -195,8 +198,8 @@ def test_admin_settings_recut_and_are_audited(clock):
     ctl.configure_account(w.property_id, acct, "admin-1", alarm_levels=[10000, 0], alarm_repeats=[2, 1])
     state = LedgerService().state(acct, fresh=True)
     assert state.control["alarm_levels"] == [10000, 0] and state.settings_rev == 4
-    audit = [e for e in mstore.events_of(f"account#{acct}") if e["type"] == "settings"]
-    assert len(audit) == 4 and all(e["data"]["actor"] == "admin-1" for e in audit)
+    audit = [e for e in estore.events_of(Subject.account(acct)) if e.type == "settings"]
+    assert len(audit) == 4 and all(e.data["actor"] == "admin-1" for e in audit)
     with pytest.raises(ValidationError):
         ctl.configure_account(w.property_id, acct, "admin-1", alarm_levels=[0, 5000])
     with pytest.raises(NotFound):  # another property's admin

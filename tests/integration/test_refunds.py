@@ -16,12 +16,13 @@ import pytest
 import requests
 
 from core.domain.errors import Conflict
+from core.domain.events import Subject
 from core.services.ledger import LedgerService
 from core.services.payments import Payments
-from core.store import metering as events
+from core.store import events as estore
 from core.store import payments as pstore
-from infra.paystack import MCHID
-from tests.conftest import Clock
+from infra.local.paystack import MCHID
+from testkit.builders import Clock
 from tests.integration.test_payments import Stack, paid_order
 
 READ_TIMEOUT = "1"  # seconds our adapter waits for WeChat in these tests (10 in production)
@@ -104,8 +105,8 @@ def test_create_wechat_never_received_is_reversed_once_and_can_be_requested_agai
                                                    "payer_refund": 5000}}
     headers, body = stack.pay.build_notification(late, "REFUND.SUCCESS")
     assert requests.post(stack.notify_url, data=body.encode(), headers=headers, timeout=10).status_code == 200
-    alerts = events.events_of(f"payments#{w.property_id}")
-    assert [a["data"]["ref"] for a in alerts if a["data"]["reason"] == "refund_state_conflict"] == [lost.out_refund_no]
+    alerts = estore.events_of(Subject.payments(w.property_id))
+    assert [a.data["ref"] for a in alerts if a.data["reason"] == "refund_state_conflict"] == [lost.out_refund_no]
     assert LedgerService().balance(account) == 5000 and pstore.get_refund(lost.out_refund_no).status == "FAILED"
 
     second = p.refund(w.property_id, no, 5000, "退租", "admin-1")  # the amount is refundable again
@@ -156,8 +157,8 @@ def test_refund_notification_with_another_amount_changes_nothing(stack):
     headers, body = stack.pay.build_notification(forged, "REFUND.ABNORMAL")  # validly signed, wrong amount
     assert requests.post(stack.notify_url, data=body.encode(), headers=headers, timeout=10).status_code == 400
     assert pstore.get_refund(r.out_refund_no).status == "PROCESSING" and LedgerService().balance(account) == 3500
-    alerts = events.events_of(f"payments#{w.property_id}")
-    assert [a["data"]["ref"] for a in alerts if a["data"]["reason"] == "refund_mismatch"] == [r.out_refund_no]
+    alerts = estore.events_of(Subject.payments(w.property_id))
+    assert [a.data["ref"] for a in alerts if a.data["reason"] == "refund_mismatch"] == [r.out_refund_no]
     stack.pay.complete_refund(r.out_refund_no, "SUCCESS")
     assert stack.pay.wait_for_deliveries(10) and pstore.get_refund(r.out_refund_no).status == "SUCCESS"
 
@@ -231,5 +232,5 @@ def test_notification_racing_the_sweep_lands_on_one_outcome(stack, outcome):
     assert len([e for e in entries if e.entry_id.startswith("refund:")]) == 3
     assert pstore.get_order(no).refunded == refunded
     assert LedgerService().verify(account)["ok"]
-    alerts = events.events_of(f"payments#{w.property_id}")
-    assert not [a for a in alerts if a["data"]["reason"] in ("refund_state_conflict", "refund_mismatch")]
+    alerts = estore.events_of(Subject.payments(w.property_id))
+    assert not [a for a in alerts if a.data["reason"] in ("refund_state_conflict", "refund_mismatch")]

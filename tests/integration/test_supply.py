@@ -3,7 +3,7 @@ relays converge to the intended supply (cut state + keep-supply) after lost comm
 meters, crashes between steps and sites offline past the command lifetime; meter-side money
 moves once whatever the order of expiry, result and retry.
 
-The site stand-in (infra/sitesim.py) answers as the bridge does: expired commands are
+The site stand-in (infra/fakes/sitesim.py) answers as the bridge does: expired commands are
 refused, a silent meter fails, RECHARGE follows the purchase-count protocol."""
 
 from datetime import UTC, datetime, timedelta
@@ -12,15 +12,19 @@ from decimal import Decimal
 import pytest
 
 from core.domain import control as policy
+from core.domain.events import Subject
 from core.integrations.queues import uplink_url
 from core.services import control as control_service
 from core.services.control import Control
 from core.services.ingest import Ingest
 from core.services.ledger import LedgerService
-from core.store import metering as mstore
+from core.store import commands as cstore
+from core.store import events as estore
+from core.store import ledger as lstore
+from core.store import meters as meters_store
 from functions import control_tick, uplink_consumer
-from infra.sitesim import LambdaContext, SimMeter, drain_uplink, sqs_record
-from tests.conftest import Clock, Metered
+from infra.fakes.sitesim import LambdaContext, SimMeter, drain_uplink, sqs_record
+from testkit.builders import Clock, Metered
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Shanghai
 
@@ -34,7 +38,7 @@ class Rig:
         self.control = Control(self.ingest.ledger, self.clock)
         self.ingest.control = self.control
         monkeypatch.setattr(uplink_consumer, "ingest", self.ingest)
-        monkeypatch.setattr(control_tick, "Control", lambda: self.control)
+        monkeypatch.setattr(control_tick, "make_control", lambda: self.control)
         self.w = Metered(protection=protection)
         self.site = self.w.sim()
         self.hours = 0
@@ -88,10 +92,10 @@ class Rig:
                                    cause=f"order:{ref}", actor="wechatpay")
 
     def relay(self, meter: str) -> str:
-        return mstore.load_meter(meter).relay_state
+        return meters_store.load_meter(meter).relay_state
 
     def checked(self, account_id: str) -> bool:
-        return mstore.supply_check(account_id) is None
+        return lstore.supply_check(account_id) is None
 
 
 @pytest.fixture
@@ -144,21 +148,21 @@ def test_a_second_delayed_cut_trips_again(aws, monkeypatch):
 def test_close_that_expires_while_the_site_is_offline_is_sent_again(rig):
     acct, meter = cut_account(rig)
     rig.pay(acct, 5000, "offline-1")  # CLOSE issued; the site is offline and takes nothing
-    first = mstore.get_command(mstore.load_meter(meter).relay_command_id)
+    first = cstore.get_command(meters_store.load_meter(meter).relay_command_id)
     assert first.op == "CLOSE"
     rig.clock.advance(minutes=30)
     rig.tick()
-    assert mstore.load_meter(meter).relay_command_id == first.command_id  # the CLOSE is live: nothing to add
+    assert meters_store.load_meter(meter).relay_command_id == first.command_id  # the CLOSE is live: nothing to add
     rig.clock.advance(hours=1)  # past its lifetime
     result = rig.tick()
     assert result["expired"] >= 1 and result["reconciled"] >= 1
-    second = mstore.get_command(mstore.load_meter(meter).relay_command_id)
+    second = cstore.get_command(meters_store.load_meter(meter).relay_command_id)
     assert second.op == "CLOSE" and second.command_id != first.command_id
     # the site returns: it refuses the expired CLOSE and carries out the new one
     taken = rig.site_runs()
     assert [c["command_id"] for c in taken] == [first.command_id, second.command_id]
-    assert mstore.get_command(first.command_id).state == "expired"
-    assert mstore.get_command(second.command_id).state == "applied"
+    assert cstore.get_command(first.command_id).state == "expired"
+    assert cstore.get_command(second.command_id).state == "applied"
     assert rig.relay(meter) == "closed"
     rig.clock.advance(minutes=3)  # the next look after a command settles
     rig.tick()
@@ -170,7 +174,7 @@ def test_silent_meter_is_retried_with_backoff_then_alarms_then_converges(rig):
     rig.site.meters[meter].silent = True
     rig.pay(acct, 5000, "silent-1")
     ids = [c["command_id"] for c in rig.site_runs()]
-    assert len(ids) == 1 and mstore.get_command(ids[0]).state == "failed"
+    assert len(ids) == 1 and cstore.get_command(ids[0]).state == "failed"
     assert rig.relay(meter) == "open"  # nothing was read back: the cloud keeps what the meter last said
     assert rig.tick()["reconciled"] >= 1  # looked at, but the backoff has not passed
     assert rig.site_runs() == []
@@ -181,9 +185,9 @@ def test_silent_meter_is_retried_with_backoff_then_alarms_then_converges(rig):
         assert [c["op"] for c in taken] == ["CLOSE"], attempt
         ids.append(taken[0]["command_id"])
     assert len(set(ids)) == len(ids)  # a fresh id per attempt
-    stuck = [e for e in mstore.events_of(f"meter#{meter}") if e["type"] == "supply_stuck"]
-    assert len(stuck) == 1 and stuck[0]["status"] == "to_notify"
-    assert stuck[0]["data"]["attempts"] == policy.ALARM_AFTER_ATTEMPTS
+    stuck = [e for e in estore.events_of(Subject.meter(meter)) if e.type == "supply_stuck"]
+    assert len(stuck) == 1 and stuck[0].status == "to_notify"
+    assert stuck[0].data["attempts"] == policy.ALARM_AFTER_ATTEMPTS
     rig.site.meters[meter].silent = False  # the electrician fixes the wiring
     rig.clock.advance(hours=1)
     rig.tick()
@@ -192,7 +196,7 @@ def test_silent_meter_is_retried_with_backoff_then_alarms_then_converges(rig):
     rig.clock.advance(minutes=3)  # the next look after a command settles
     rig.tick()
     assert rig.checked(acct)
-    assert mstore.load_meter(meter).relay_attempts == 0
+    assert meters_store.load_meter(meter).relay_attempts == 0
 
 
 class Crash(BaseException):

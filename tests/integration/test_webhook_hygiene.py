@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from core.domain.events import Subject
 from core.services.ledger import LedgerService
 from core.services.payments import Payments
-from core.store import metering as events
+from core.store import events as estore
 from core.store import payments as pstore
 from functions import wechatpay_notify
-from infra.paystack import MCHID
-from tests.conftest import Clock
+from infra.local.paystack import MCHID
+from testkit.builders import Clock
 from tests.integration.test_payments import Stack, tenant
 
 REJECTED = "payment notification rejected"
@@ -62,7 +63,7 @@ def pending(stack: Stack, amount: int = 2000):
 
 def footprint(w, account: str, no: str) -> tuple:
     """Everything a notification could write: alerts, the ledger, the order."""
-    alerts = len(events.events_of(f"payments#{w.property_id}")) + len(events.events_of("payments#unknown"))
+    alerts = len(estore.events_of(Subject.payments(w.property_id))) + len(estore.events_of(Subject.payments("unknown")))
     v = LedgerService().verify(account)
     order = pstore.get_order(no)
     return alerts, v["balance"], v["entries"], order.status, order.transaction_id
@@ -163,8 +164,8 @@ def test_signed_but_unusable_events_are_a_400_before_any_work(stack, event, reso
 
 
 def alerts_for(w, no: str, reason: str) -> list[dict]:
-    return [e for e in events.events_of(f"payments#{w.property_id}")
-            if e["data"]["ref"] == no and e["data"]["reason"] == reason]
+    return [e for e in estore.events_of(Subject.payments(w.property_id))
+            if e.data["ref"] == no and e.data["reason"] == reason]
 
 
 def test_a_mismatched_amount_is_one_alert_however_often_the_sweep_meets_it(stack):
@@ -190,7 +191,7 @@ def test_a_payment_in_another_currency_is_one_alert_and_no_credit(stack):
         r = post(stack, headers, body.encode())
         assert (r.status_code, r.json()["code"]) == (400, "FAIL")
     alerts = alerts_for(w, no, "currency_mismatch")
-    assert len(alerts) == 1 and alerts[0]["data"]["currency"] == "USD"
+    assert len(alerts) == 1 and alerts[0].data["currency"] == "USD"
     assert LedgerService().balance(account) == 0 and pstore.get_order(no).status == "PENDING"
     headers, body = stack.pay.build_notification(tx)  # the same payment in CNY is credited
     assert post(stack, headers, body.encode()).status_code == 200

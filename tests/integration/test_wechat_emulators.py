@@ -21,8 +21,8 @@ from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
-from infra.wechat_api_emulator import WeChatApiConfig, WeChatApiEmulator
-from infra.wechatpay_emulator import (
+from infra.fakes.wechat_api_emulator import WeChatApiConfig, WeChatApiEmulator
+from infra.fakes.wechatpay_emulator import (
     BILL_HEADER,
     BILL_SUMMARY_HEADER,
     CST,

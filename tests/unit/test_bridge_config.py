@@ -23,6 +23,8 @@ def test_the_documented_example_is_valid():
 
 @pytest.mark.parametrize("path,value,field", [
     (("secret",), "short", "config.secret"),
+    (("previous_secret",), "short", "config.previous_secret"),
+    (("previous_secret",), "s" * 40, "config.previous_secret"),  # the same as the current one
     (("cloud", "down_queue_url"), "https://sqs.example/q", "config.cloud.down_queue_url"),
     (("cloud", "uplink_queue_url"), "ftp://x", "config.cloud.uplink_queue_url"),
     (("buses", 0, "type"), "usb", "config.buses[0].type"),

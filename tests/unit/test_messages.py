@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.domain import messages as m
+from core.protocol import messages as m
 
 T = datetime(2026, 11, 24, 2, tzinfo=UTC)
 

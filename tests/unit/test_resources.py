@@ -8,18 +8,18 @@ import yaml
 from core.integrations.queues import QUEUES
 from core.store.models import ALL_MODELS
 from core.store.schema import table_specs
-from infra.resources import OUT, logical_id, render
+from infra.deploy.resources import OUT, logical_id, render
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_generated_resources_are_up_to_date():
-    assert OUT.read_text() == render(), "run: python -m infra.resources"
+    assert OUT.read_text() == render(), "run: python -m infra.deploy.resources"
 
 
 def test_serverless_yml_includes_the_generated_resources():
     text = (ROOT / "serverless.yml").read_text()
-    assert "${file(infra/resources.generated.yml)}" in text
+    assert "${file(infra/deploy/resources.generated.yml)}" in text
     # serverless.yml itself declares no table or queue of its own beside the generated ones
     assert "AWS::DynamoDB::Table" not in text
     assert "AWS::SQS::Queue" not in text

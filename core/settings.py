@@ -1,0 +1,216 @@
+"""The deployment's settings: every environment variable the product reads, named once.
+
+`get_settings()` reads the environment once per process (pydantic-settings) into a frozen,
+typed `Settings`; tests and the local stack call `reset_settings()` after changing the
+environment. The domain never reads settings (import-linter): services, integrations, the
+store (table names) and entry points do.
+
+Secrets are not settings: a setting only names the Secrets Manager secret
+(`FEIKONG_*_SECRET_ID`, by default `feikong/<stage>/<name>`) and
+core/integrations/secrets.py fetches it. What each entry point needs is declared next to
+its handler as `NEEDS` (a `Needs`), checked at cold start by `check_start` and offline
+against serverless.yml / zappa_settings.json by infra/deploy/deploy_check.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated
+from urllib.parse import urlparse
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE = "feikong"
+PREFIX = "FEIKONG_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class ProductionRefused(RuntimeError):
+    """A prod stage was configured with something only a local or demo run may use."""
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class Settings(BaseSettings):
+    """FEIKONG_<FIELD> unless an alias says otherwise. Frozen: read once, passed down."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", populate_by_name=True)
+
+    stage: str = "dev"
+    # rating and control
+    offline_minutes: PositiveInt = 30  # no reading for this long: the meter is offline
+    max_gap_hours: float | None = Field(None, gt=0)  # None: the domain default (core.domain.rating)
+    max_clock_skew_minutes: float | None = Field(None, ge=0)
+    state_cache_size: PositiveInt = 10_000  # account / meter states a warm process remembers, each kind
+    # payments
+    recharge_min_fen: PositiveInt = 100
+    recharge_max_fen: PositiveInt = 500_000
+    pay_query_after_minutes: PositiveInt = 3
+    refund_query_after_minutes: PositiveInt = 5
+    notify_reject_log_seconds: PositiveInt = 60
+    wechatpay_base_url: str = "https://api.mch.weixin.qq.com"
+    wechatpay_read_timeout: float = Field(10.0, gt=0)
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    # ledger audit
+    audit_batch_size: PositiveInt = 100
+    audit_queue_url: str = ""  # serverless.yml: !Ref LedgerAuditQueue; locally found by name
+    # console (no admin login yet: only the demo and tests open it)
+    console_open: bool = False
+    default_property: str = ""
+    # secrets: ids (names or ARNs) in Secrets Manager, never values
+    jwt_secret_id: str = ""  # HS256 key of tenant tokens (32+ characters)
+    wechat_secret_id: str = ""  # JSON {"appid", "secret"}: the mini-program's credentials
+    wechatpay_secret_id: str = ""  # JSON: the merchant's configuration and keys (core/integrations/wechatpay.py)
+    site_secret_prefix: str = ""  # + site id: JSON {"current", "previous"?}: a site's signing keys
+    secrets_max_age: int = Field(300, ge=0)  # seconds a fetched secret is cached
+    # the AWS endpoint (only the production guard reads it here: boto3 finds it itself)
+    aws_endpoint: str = Field("", validation_alias="AWS_ENDPOINT_URL")
+
+    # -- derived ------------------------------------------------------------------------
+
+    @property
+    def prod(self) -> bool:
+        return self.stage == "prod"
+
+    def resource_name(self, name: str) -> str:
+        return f"{SERVICE}-{self.stage}-{name}"
+
+    def secret_id(self, name: str) -> str:
+        """The Secrets Manager id of secret `name` (jwt, wechat, wechatpay)."""
+        return getattr(self, f"{name}_secret_id") or f"{SERVICE}/{self.stage}/{name}"
+
+    def site_secret_id(self, site_id: str) -> str:
+        return (self.site_secret_prefix or f"{SERVICE}/{self.stage}/site/") + site_id
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a Settings field."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else PREFIX + field.upper()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            name = env_name(field) if field in Settings.model_fields else field
+            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("; ".join(problems)) from None
+
+
+def reset_settings() -> None:
+    """Forget the settings read so far (tests and the local stack, after changing the environment)."""
+    get_settings.cache_clear()
+
+
+def resource_name(name: str) -> str:
+    """feikong-<stage>-<name>: a table's or queue's name in this deployment."""
+    return get_settings().resource_name(name)
+
+
+# -- what an entry point needs --------------------------------------------------------
+
+SECRET_NAMES = ("jwt", "wechat", "wechatpay")  # + "sites": the site secrets, one per site
+
+
+@dataclass(frozen=True)
+class Needs:
+    """Settings (field names) that must be set and secrets (SECRET_NAMES or "sites") that
+    must be readable before an entry point can serve. Combined with `|`."""
+
+    settings: frozenset[str] = frozenset()
+    secrets: frozenset[str] = frozenset()
+
+    def __or__(self, other: Needs) -> Needs:
+        return Needs(self.settings | other.settings, self.secrets | other.secrets)
+
+    def env(self) -> dict[str, str]:
+        """{environment variable: what it is} an entry point's deployment must declare."""
+        out = {env_name(s): s for s in sorted(self.settings | {"stage"})}
+        for s in sorted(self.secrets):
+            out[PREFIX + ("SITE_SECRET_PREFIX" if s == "sites" else f"{s.upper()}_SECRET_ID")] = f"secret:{s}"
+        return out
+
+
+def needs(settings: tuple[str, ...] = (), secrets: tuple[str, ...] = ()) -> Needs:
+    unknown = [s for s in settings if s not in Settings.model_fields] + \
+              [s for s in secrets if s not in (*SECRET_NAMES, "sites")]
+    if unknown:
+        raise ValueError(f"unknown settings or secrets: {unknown}")
+    return Needs(frozenset(settings), frozenset(secrets))
+
+
+BASE = needs(("stage",))
+SITES = needs(secrets=("sites",))  # signs commands to sites, verifies their messages
+WECHATPAY = needs(secrets=("wechatpay",))
+TENANT_LOGIN = needs(secrets=("jwt", "wechat"))
+LEDGER_AUDIT = needs(("audit_queue_url",))
+
+
+# -- the production guard ---------------------------------------------------------------
+
+# Secrets that ship in this repository for local runs and the demo (infra/local/paystack.py,
+# tests): public, so a production deployment must never use them. tests/unit/test_settings.py
+# checks that the local stack's values are listed here.
+DEMO_SECRETS = frozenset({
+    "local-only-jwt-secret-" + "x" * 20,  # the local stack's JWT secret
+    "app-secret-for-local-runs",  # the WeChat API emulator's app secret
+    "0123456789abcdefghijklmnopqrstuv",  # the WeChat Pay emulator's APIv3 key
+    "test-jwt-secret-that-is-long-enough-0123456789",
+})
+LOCAL_HOSTS = ("localhost", "0.0.0.0", "::1")  # and 127.*
+
+
+def _local(url: str) -> bool:
+    host = (urlparse(url).hostname or "").lower()
+    return host in LOCAL_HOSTS or host.startswith("127.") or host.endswith(".localhost")
+
+
+def placeholder_secret(value: str) -> bool:
+    """A site secret nobody should sign with: short, one repeated character, a demo value,
+    or a word people put in place of a secret."""
+    v = value.strip()
+    low = v.lower()
+    return (len(v) < 32 or len(set(v)) < 8 or v in DEMO_SECRETS
+            or any(w in low for w in ("placeholder", "changeme", "change-me", "example", "secret")))
+
+
+def production_problems(s: Settings, secret_values: dict[str, str] | None = None) -> list[str]:
+    """What a prod stage must not start with (empty for other stages). `secret_values`:
+    the values of the secrets the entry point fetched ({name: value})."""
+    if not s.prod:
+        return []
+    problems = []
+    if s.console_open:
+        problems.append(f"{env_name('console_open')}=1 opens the console without an admin login")
+    for field in ("aws_endpoint", "wechatpay_base_url", "wechat_api_base"):
+        url = getattr(s, field)
+        if url and _local(url):
+            problems.append(f"{env_name(field)} points at a local emulator ({url})")
+    for name, value in sorted((secret_values or {}).items()):
+        if value in DEMO_SECRETS:
+            problems.append(f"secret {name} holds a demo value from this repository")
+        elif name.startswith("site:") and placeholder_secret(value):
+            problems.append(f"secret {name} holds a placeholder, not a site secret")
+    return problems
+
+
+def refuse_in_production(s: Settings, secret_values: dict[str, str] | None = None) -> None:
+    problems = production_problems(s, secret_values)
+    if problems:
+        raise ProductionRefused(f"refusing to start stage {s.stage!r}: " + "; ".join(problems))
+
+
+def missing(s: Settings, need: Needs) -> list[str]:
+    """Settings a `need` asks for that are empty."""
+    return [env_name(f) for f in sorted(need.settings) if getattr(s, f) in ("", None)]
