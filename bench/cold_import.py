@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.report import finish  # noqa: E402
+from bench.report import finish, with_pay_stack  # noqa: E402
 
 HANDLER_RATIO, APP_RATIO, FIRST_RATIO = 1.5, 2.0, 2.0
 APP_MODULE, BASELINE = "miniprogram_api.wsgi", "boto3"
@@ -104,17 +104,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15, help="fresh processes per module (median)")
     parser.add_argument("--trials", type=int, default=9, help="fresh notification / GetItem processes each")
-    args = parser.parse_args()
-    from infra.local.paystack import PayStack
-    from infra.local.stack import emulator_for_script
-
-    with emulator_for_script():
-        stack = PayStack().start()
-        stack.apply_env()
-        try:
-            return run(args, stack)
-        finally:
-            stack.stop()
+    return with_pay_stack(run, parser.parse_args())
 
 
 def prepare_notifications(stack, count: int) -> tuple[list[tuple[str, str, int, str]], str]:

@@ -50,8 +50,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.report import finish, percentile  # noqa: E402
-from infra.local.stack import emulator_for_script, free_port  # noqa: E402
+from bench.report import finish, percentile, with_pay_stack  # noqa: E402
+from infra.local.stack import free_port  # noqa: E402
 
 BAUD, TURNAROUND_MS = 9600, 50  # as bench/bus.py: a real RS485 line and a meter's think time
 MODEL = "acrel-ddsy1352"
@@ -65,16 +65,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--floor-samples", type=int, default=20)
-    args = parser.parse_args()
-    from infra.local.paystack import PayStack
-
-    with emulator_for_script():
-        stack = PayStack().start()
-        stack.apply_env()
-        try:
-            return run(args, stack)
-        finally:
-            stack.stop()
+    return with_pay_stack(run, parser.parse_args())
 
 
 def wait_for(predicate, what: str, timeout: float = 30.0, step: float = 0.005):

@@ -25,3 +25,18 @@ def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100): with 50 samples, p99 is the slowest one."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def with_pay_stack(run, args) -> int:
+    """Run `run(args, stack)` against an emulator and the local payment stack (WeChat Pay and
+    WeChat API emulators, the notification function behind a local API Gateway)."""
+    from infra.local.paystack import PayStack
+    from infra.local.stack import emulator_for_script
+
+    with emulator_for_script():
+        stack = PayStack().start()
+        stack.apply_env()
+        try:
+            return run(args, stack)
+        finally:
+            stack.stop()

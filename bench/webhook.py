@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import finish, percentile  # noqa: E402
-from infra.local.stack import dynamodb_request_counts, emulator_for_script  # noqa: E402
+from bench.report import finish, percentile, with_pay_stack  # noqa: E402
+from infra.local.stack import dynamodb_request_counts  # noqa: E402
 
 TARGET_RATIO, TARGET_P99_MS = 0.5, 500.0
 
@@ -42,16 +42,7 @@ def main() -> int:
     parser.add_argument("--notifications", type=int, default=1000)
     parser.add_argument("--duplicates", type=float, default=0.3)
     parser.add_argument("--accounts", type=int, default=50)
-    args = parser.parse_args()
-    from infra.local.paystack import PayStack
-
-    with emulator_for_script():
-        stack = PayStack().start()
-        stack.apply_env()
-        try:
-            return run(args, stack)
-        finally:
-            stack.stop()
+    return with_pay_stack(run, parser.parse_args())
 
 
 def run(args, stack) -> int:
