@@ -1,8 +1,8 @@
 """The deployment's settings: every environment variable the product reads, named once.
 
-`get_settings()` reads the environment once per process (pydantic-settings) into a frozen,
-typed `Settings`; tests and the local stack call `reset_settings()` after changing the
-environment. The domain never reads settings (import-linter): services, integrations, the
+`get_settings()` reads the environment once per process into a frozen, typed `Settings`
+(a pydantic model; pydantic-settings cost ~0.2 s of every cold start, docs/cold-start.md);
+tests and the local stack call `reset_settings()` after changing the environment. The domain never reads settings (import-linter): services, integrations, the
 store (table names) and entry points do.
 
 Secrets are not settings: a setting only names the Secrets Manager secret
@@ -14,13 +14,14 @@ against serverless.yml / zappa_settings.json by infra/deploy/deploy_check.py.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SERVICE = "feikong"
 PREFIX = "FEIKONG_"
@@ -37,10 +38,10 @@ class ProductionRefused(RuntimeError):
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """FEIKONG_<FIELD> unless an alias says otherwise. Frozen: read once, passed down."""
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     stage: str = "dev"
     # rating and control
@@ -98,7 +99,7 @@ def env_name(field: str) -> str:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     try:
-        return Settings()
+        return from_environment(os.environ)
     except ValidationError as e:
         problems = []
         for err in e.errors():
@@ -106,6 +107,13 @@ def get_settings() -> Settings:
             name = env_name(field) if field in Settings.model_fields else field
             problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
         raise SettingsError("; ".join(problems)) from None
+
+
+def from_environment(environ: Mapping[str, str]) -> Settings:
+    """Settings from environment variables: FEIKONG_<FIELD> (or the field's alias); values
+    are strings, which the model converts and checks (lax mode: "30" -> 30, "1" -> True)."""
+    return Settings(**{field: environ[env_name(field)] for field in Settings.model_fields
+                       if env_name(field) in environ})
 
 
 def reset_settings() -> None:
