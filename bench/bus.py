@@ -116,6 +116,7 @@ def main() -> int:
     print(f"measured cycle (median):   {measured * 1000:8.1f} ms   ({', '.join(f'{c * 1000:.0f}' for c in cycles[1:])})")
     print(f"ratio measured/minimum:    {ratio:.3f}  (target <= 1.1)")
     print(f"bridge CPU per meter poll: {cpu_ms:.2f} ms   failures: {failures}")
+    # last line: the figures with "targets", "missed" and "pass": false on a miss (exit 3), via bench/report.py
     return finish({"bench": "bus", "ratio": round(ratio, 3), "cpu_ms_per_poll": round(cpu_ms, 3),
                    "cycle_ms": round(measured * 1000, 1), "minimum_ms": round(minimum * 1000, 1),
                    "meters": args.meters, "failures": failures},

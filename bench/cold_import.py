@@ -186,6 +186,7 @@ def run(args, stack) -> int:
     targets[f"ratio {APP_MODULE}"] = (f"<= {APP_RATIO}", ratios[APP_MODULE] <= APP_RATIO)
     targets["first_notification_ratio"] = (f"<= {FIRST_RATIO}", first_ratio <= FIRST_RATIO)
     targets["credited_exactly_once"] = ("true", credited_once)
+    # last line: the figures with "targets", "missed" and "pass": false on a miss (exit 3), via bench/report.py
     return finish({"bench": "cold_import", "rounds": args.rounds, "trials": args.trials,
                    "baseline_ms": round(base, 1),
                    "imports": {m: {"median_ms": round(medians[m], 1), "ratio": round(ratios[m], 2)}

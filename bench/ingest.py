@@ -179,6 +179,7 @@ def run(args) -> int:
     print(f"DynamoDB requests/reading: {per_reading:.3f}  (target <= 1.2)")
     print(f"balances == sum(entries):  {exact}")
     print(f"full state memories:       {held_mb:.1f} MB for {bound} accounts + {bound} meters  (target < 128 MB)")
+    # last line: the figures with "targets", "missed" and "pass": false on a miss (exit 3), via bench/report.py
     return finish({"bench": "ingest", "ratio": round(ratio, 3), "requests_per_reading": round(per_reading, 3),
                    "consumer_per_second": round(c_rate, 1), "raw_per_second": round(r_rate, 1), "readings": n,
                    "balances_exact": exact, "state_cache_bound": bound, "state_cache_mb": round(held_mb, 1)},

@@ -120,6 +120,7 @@ def run(args) -> int:
           f"(+{cpu_svc - cpu_raw:.2f} ms ours)")
     print(f"ratio service/raw:         {ratio:.3f}  (target >= {TARGET_RATIO})")
     print(f"balances == sum(entries):  {exact}")
+    # last line: the figures with "targets", "missed" and "pass": false on a miss (exit 3), via bench/report.py
     return finish({
         "bench": "ledger", "ratio": round(ratio, 3), "service_per_second": round(svc_rate, 1),
         "raw_per_second": round(raw_rate, 1), "cpu_ms_per_posting": {"service": round(cpu_svc, 3),

@@ -173,7 +173,7 @@ def run(args, stack) -> int:
     sim, port = start_simulator(tmp)
 
     class BridgeProcess:
-        """The real bridge in its own process (bench/p2p_bridge.py), as on a site PC: one
+        """The real bridge in its own process (testkit.timed_bridge.py), as on a site PC: one
         process for the cloud side here would make the bridge's threads and the webhook's
         share one interpreter lock, which no deployment does."""
 
@@ -184,7 +184,7 @@ def run(args, stack) -> int:
             self.results: dict[str, float] = {}
             self.sent: dict[str, float] = {}
             self.started = threading.Event()
-            self.proc = subprocess.Popen([sys.executable, "-m", "bench.p2p_bridge", str(path)], cwd=ROOT,
+            self.proc = subprocess.Popen([sys.executable, "-m", "testkit.timed_bridge", str(path)], cwd=ROOT,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             threading.Thread(target=self._read, daemon=True, name="bridge-notes").start()
 
@@ -350,6 +350,7 @@ def run(args, stack) -> int:
           f"errors: {len(errors)}")
     for e in errors[:5]:
         print(f"  {e}")
+    # last line: the figures with "targets", "missed" and "pass": false on a miss (exit 3), via bench/report.py
     return finish({
         "bench": "pay_to_power", "trials": n, "ratio": round(ratio, 2), "p50_ms": ms(p50), "p99_ms": ms(p99),
         "floor_ms": ms(floor), "floor_sqs_ms": ms(statistics.median(floor_sqs)),

@@ -154,6 +154,7 @@ def run(args, stack) -> int:
     print(f"DynamoDB requests/notification: {per_notification:.2f}")
     print(f"ratio webhook/raw:         {ratio:.3f}  (target >= {TARGET_RATIO})")
     print(f"credited exactly once:     {exactly_once}")
+    # last line: the figures with "targets", "missed" and "pass": false on a miss (exit 3), via bench/report.py
     return finish({"bench": "webhook", "per_second": round(per_second, 1), "p50_ms": round(p50, 1),
                    "p99_ms": round(p99, 1), "ratio": round(ratio, 3), "raw_per_second": round(raw_per_second, 1),
                    "requests_per_notification": round(per_notification, 2), "notifications": n,

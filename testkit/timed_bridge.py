@@ -1,8 +1,8 @@
-"""The real bridge in its own process for bench/pay_to_power.py, as on a site PC: it only
+"""The real bridge in its own process for bench/pay_to_power.py (not a benchmark itself), as on a site PC: it only
 notes, as JSON lines on stdout, when a command arrives, when its result is in the outbox
 and when that result left for the cloud. It stops when its standard input closes.
 
-    python -m bench.p2p_bridge CONFIG.json
+    python -m testkit.timed_bridge CONFIG.json
 """
 
 from __future__ import annotations
