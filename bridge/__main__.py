@@ -37,12 +37,27 @@ def _logging(level: str = "INFO") -> None:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
+def parser() -> argparse.ArgumentParser:
+    """`--config` is accepted before or after the command and anywhere among a command's
+    arguments (`probe --config FILE METER` and `probe METER --config FILE` alike)."""
+    config = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's own default must not overwrite a --config given before it
+    config.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE", help="the bridge's YAML configuration")
+    p = argparse.ArgumentParser(prog="python -m bridge", description="Feikong on-prem bridge", parents=[config])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", parents=[config], help="run until stopped (SIGTERM / Ctrl-C)")
+    sub.add_parser("check-config", parents=[config], help="validate the file and exit")
+    probe = sub.add_parser("probe", parents=[config], help="read one meter once and show its registers decoded")
+    probe.add_argument("meter", metavar="METER", help="the meter_id as in the configuration")
+    sub.add_parser("status", parents=[config], help="buses, meters online, outbox depth, last send")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridge", description="Feikong on-prem bridge")
-    parser.add_argument("command", choices=["run", "check-config", "probe", "status"])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("meter", nargs="?")
-    args = parser.parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if not getattr(args, "config", None):
+        p.error("the following arguments are required: --config")
     try:
         config = load_config(args.config)
     except ConfigError as e:

@@ -53,6 +53,9 @@ class Config:
     buses: tuple[BusConfig, ...]
     endpoint_url: str | None = None
     heartbeat_seconds: float = 60.0
+    # a silent meter's back-off never asks it less often than this (or its own poll
+    # interval, if longer): its return is seen within this long
+    silent_recheck_seconds: float = 120.0
     outbox_capacity: int = 100_000
     send_batch: int = 10
     profile_dir: Path = PROFILE_DIR
@@ -128,6 +131,7 @@ def parse_config(doc: object, base_dir: Path = Path(".")) -> Config:
         site_id=site_id, secret=secret, previous_secret=previous, region=region, uplink_queue_url=uplink, down_queue_url=down,
         state_dir=state_dir, buses=tuple(buses), endpoint_url=endpoint,
         heartbeat_seconds=_number(doc, "heartbeat_seconds", "config", 60, 1, 3600),
+        silent_recheck_seconds=_number(doc, "silent_recheck_seconds", "config", 120, 1, 3600),
         outbox_capacity=int(_number(doc, "outbox_capacity", "config", 100_000, 100, 10_000_000)),
         send_batch=int(_number(doc, "send_batch", "config", 10, 1, 10)),
     )

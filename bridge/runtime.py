@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 import boto3
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusIOException
+from pymodbus.pdu import ExceptionResponse
 
 from bridge.config import BusConfig, Config, MeterConfig
 from bridge.outbox import Outbox
@@ -26,12 +28,33 @@ from core.protocol import messages
 
 log = logging.getLogger("feikong.bridge")
 Clock = Callable[[], datetime]
+Monotonic = Callable[[], float]
 BACKOFF_MAX_CYCLES = 32
+# Modbus exception codes (Modbus Application Protocol v1.1b3, section 7), as a meter's
+# refusal is reported in a command result
+MODBUS_EXCEPTIONS = {
+    1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "server device failure",
+    5: "acknowledge", 6: "server device busy", 8: "memory parity error", 10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
 RECEIVE_WAIT_SECONDS = 20  # SQS long poll: the longest wait SQS allows
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def modbus_exception_text(code: int) -> str:
+    """`Modbus exception 2 (illegal data address)`: the code and its name in the spec."""
+    return f"Modbus exception {code} ({MODBUS_EXCEPTIONS.get(code, 'not defined by the Modbus spec')})"
+
+
+def backoff_seconds(poll_seconds: float, failures: int, recheck_seconds: float) -> float:
+    """How long after its `failures`-th unanswered poll a silent meter is asked again: the
+    poll interval doubled per miss up to x BACKOFF_MAX_CYCLES, but never longer than
+    `recheck_seconds` (or the poll interval itself, if that is longer)."""
+    doubled = poll_seconds * min(2 ** (failures - 1), BACKOFF_MAX_CYCLES)
+    return min(doubled, max(poll_seconds, recheck_seconds))
 
 
 @dataclass
@@ -103,8 +126,10 @@ class BusWorker:
             m.failures += 1
             self.stats["failures"] += 1
             # back off: a silent meter is asked less often, so it costs the bus at most one
-            # short timeout when it is asked, and less and less of the bus's time
-            m.next_due = time.monotonic() + m.cfg.poll_seconds * min(2 ** (m.failures - 1), BACKOFF_MAX_CYCLES)
+            # short timeout when it is asked, and less and less of the bus's time; but it is
+            # asked at least every silent_recheck_seconds, so its return is seen soon
+            m.next_due = self.bridge.monotonic() + backoff_seconds(
+                m.cfg.poll_seconds, m.failures, self.bridge.config.silent_recheck_seconds)
             if m.online and m.failures >= 3:
                 m.online = False
                 self.bridge.event(m.cfg.meter_id, "meter_silent", f"{m.failures} polls without an answer")
@@ -130,10 +155,11 @@ class BusWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            started = time.monotonic()
+            clock = self.bridge.monotonic
+            started = clock()
             self.cycle += 1
             readings, seqs = [], {}
-            now = time.monotonic()
+            now = clock()
             for m in self.meters.values():
                 while not self.commands.empty():  # commands run between polls
                     await self.execute(*self.commands.get_nowait())
@@ -149,9 +175,9 @@ class BusWorker:
             if readings:
                 self.bridge.put("readings", seq_updates=seqs, readings=readings)
             self.stats["cycles"] += 1
-            self.stats["last_cycle_seconds"] = time.monotonic() - started
-            due = min((m.next_due for m in self.meters.values()), default=time.monotonic() + 1)
-            wait = max(0.0, min(due - time.monotonic(), 1.0))
+            self.stats["last_cycle_seconds"] = clock() - started
+            due = min((m.next_due for m in self.meters.values()), default=clock() + 1)
+            wait = max(0.0, min(due - clock(), 1.0))
             try:
                 item = await asyncio.wait_for(self.commands.get(), timeout=wait) if wait > 0 else None
             except TimeoutError:
@@ -198,26 +224,50 @@ class BusWorker:
                 return {"status": "failed", "purchase_count": count, "detail": f"meter count {count}, expected "
                                                                                f"{target - 1}"}
         address, words = profile.write_words(op, args)
-        try:
-            await self._connect()
-            rr = await self.client.write_registers(address, words, device_id=m.cfg.address)
-            wrote = not rr.isError()
-        except Exception as e:  # written once, never blindly again: the read-back decides
-            log.warning("write failed", extra={"meter_id": m.cfg.meter_id, "op": op, "error": repr(e)})
-            await self._reset()
-            wrote = False
+        refused, problem = await self._write(m, op, address, words)
         after = await self.read(m, tuple({verify["register"], profile.supply_register}))
+        result: dict = {"modbus_exception": refused} if refused is not None else {}
         if after is None:
-            return {"status": "failed", "detail": "no answer after writing" if wrote else "write failed"}
+            read_back = "no answer to the read-back (timeout)"
+            return {**result, "status": "failed",
+                    "detail": f"{problem}; {read_back}" if problem else f"write acknowledged; {read_back}"}
         got = after[verify["register"]]
         expected = args[verify["equals_arg"]] if "equals_arg" in verify else verify["equals"]
         ok = str(int(got) if not isinstance(got, str) else got) == str(expected)
-        result = {"status": "applied" if ok else "failed", "relay_state": profile.supply(after) or ""}
+        result.update(status="applied" if ok else "failed", relay_state=profile.supply(after) or "")
         if op == "RECHARGE":
             result["purchase_count"] = int(after[verify["register"]])
-        if not ok:
+        if problem:  # the read-back still decides (a relay may already be where the order wants it)
+            result["detail"] = f"{problem}; {verify['register']} reads {got}"
+        elif not ok:
             result["detail"] = f"{verify['register']} reads {got} after {op}"
         return result
+
+    async def _write(self, m: MeterState, op: str, address: int, words: list[int]) -> tuple[int | None, str]:
+        """Send one write, once (never blindly again: the read-back decides). Returns the
+        Modbus exception code if the meter refused it, and what went wrong in words ("" if
+        the meter acknowledged it)."""
+        try:
+            await self._connect()
+            rr = await self.client.write_registers(address, words, device_id=m.cfg.address)
+        except Exception as e:
+            if isinstance(e, TimeoutError) or isinstance(e, ModbusIOException) and "No response" in str(e):
+                problem = "no answer to the write (timeout)"
+            elif isinstance(e, ConnectionException):
+                problem = f"no connection to bus {self.bus.name}"
+            else:  # an answer to another request, a broken connection
+                problem = f"write failed ({type(e).__name__})"
+            log.warning("write failed", extra={"meter_id": m.cfg.meter_id, "op": op, "error": repr(e)})
+            await self._reset()
+            return None, problem
+        if not rr.isError():
+            return None, ""
+        if isinstance(rr, ExceptionResponse):  # the meter answered that it will not do it
+            code = int(rr.exception_code)
+            log.warning("write refused", extra={"meter_id": m.cfg.meter_id, "op": op, "modbus_exception": code})
+            return code, f"meter refused the write: {modbus_exception_text(code)}"
+        log.warning("write failed", extra={"meter_id": m.cfg.meter_id, "op": op, "error": str(rr)})
+        return None, "write failed (an error answer)"
 
 
 async def read_once(bus: BusConfig, meter: MeterConfig) -> dict | None:
@@ -237,8 +287,9 @@ async def read_once(bus: BusConfig, meter: MeterConfig) -> dict | None:
 
 
 class Bridge:
-    def __init__(self, config: Config, clock: Clock = utcnow) -> None:
+    def __init__(self, config: Config, clock: Clock = utcnow, monotonic: Monotonic = time.monotonic) -> None:
         self.config, self.clock = config, clock
+        self.monotonic = monotonic  # schedules polls; tests inject one to compress time
         self.outbox = Outbox(config.state_dir / "outbox.sqlite3", config.outbox_capacity)
         kw = {"region_name": config.region}
         if config.endpoint_url:

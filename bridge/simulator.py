@@ -10,7 +10,8 @@ Choices a real meter may make differently (documented here, relied on by tests):
   address return the words last written there. Reads with function 0x03 and 0x04 see the
   same registers. Writes (0x06 / 0x10) are accepted only at a command's write address:
   elsewhere exception 2 (illegal data address), wrong words for a fixed command
-  exception 3 (illegal data value), other write functions exception 1.
+  exception 3 (illegal data value), other write functions exception 1. A meter given
+  `refuse_writes=N` (a fault, below) answers every write with exception N instead.
 - Unknown device ids and broadcasts (device id 0) get no answer, as on a real line.
 - RECHARGE with a purchase count other than current + 1 is answered normally but
   changes nothing (that is how a real meter refuses a replay).
@@ -95,6 +96,11 @@ def _frac(v: Decimal | int | str | float | Fraction) -> Fraction:
     return v if isinstance(v, Fraction) else Fraction(Decimal(str(v)))
 
 
+def _exception_code(code: int | None) -> ExcCodes | None:
+    """A Modbus exception code the spec defines (1-8, 10, 11), or None; ValueError otherwise."""
+    return None if code is None else ExcCodes(int(code))
+
+
 class SimMeter:
     """State of one simulated meter, rendered through its profile's registers.
 
@@ -104,7 +110,9 @@ class SimMeter:
     show energy and balance rounded down to the profile's scale.
 
     Faults, settable at any time from any thread: `silent` (no answer), `slow_ms`
-    (answer that much later), `garbage` (answer with a frame that fails its check).
+    (answer that much later), `garbage` (answer with a frame that fails its check),
+    `refuse_writes` (a Modbus exception code, e.g. 2: every write is answered with that
+    exception response and changes nothing; reads are answered as usual).
     """
 
     def __init__(self, profile: Profile | str, device_id: int, *, load_kw: Decimal | int | str = 0,
@@ -112,7 +120,8 @@ class SimMeter:
                  supply_on: bool = True, balance_fen: Decimal | int | str = 0, purchase_count: int = 0,
                  meter_side: bool = False, price_fen: Decimal | int | str = 60,
                  clock: Callable[[], datetime] = utc_now, tou_period: Callable[[int], str] = default_tou_period,
-                 voltage: Decimal | str = "220.0", power_factor: Decimal | str = "1.000") -> None:
+                 voltage: Decimal | str = "220.0", power_factor: Decimal | str = "1.000",
+                 refuse_writes: int | None = None) -> None:
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
         if not 1 <= int(device_id) <= 247:
             raise ValueError(f"device_id must be 1..247, got {device_id}")
@@ -127,6 +136,7 @@ class SimMeter:
         self.silent = False
         self.slow_ms: float = 0
         self.garbage = False
+        self.refuse_writes = _exception_code(refuse_writes)
         # name -> value (Decimal in the register's unit, or a state string) overriding the model
         self.fixed: dict[str, Decimal | int | str] = {}
         self.written: dict[int, int] = {}  # words last written at command addresses
@@ -183,8 +193,10 @@ class SimMeter:
             self.advance()
             self._supply_on = bool(on)
 
-    def set_faults(self, *, silent: bool = False, slow_ms: float = 0, garbage: bool = False) -> None:
+    def set_faults(self, *, silent: bool = False, slow_ms: float = 0, garbage: bool = False,
+                   refuse_writes: int | None = None) -> None:
         self.silent, self.slow_ms, self.garbage = silent, slow_ms, garbage
+        self.refuse_writes = _exception_code(refuse_writes)
 
     def clear_faults(self) -> None:
         self.set_faults()
@@ -286,6 +298,8 @@ class SimMeter:
 
     def write(self, address: int, words: list[int]) -> ExcCodes | None:
         """Apply a write as the meter would; an exception code if it refuses the request."""
+        if self.refuse_writes:
+            return ExcCodes(self.refuse_writes)
         specs = [(op, spec) for op, spec in self.profile.commands.items()
                  if int(spec["write"]["address"]) == address]
         if not specs:
@@ -534,11 +548,13 @@ class SimBus:
 # ---- command line ----------------------------------------------------------------------
 def bus_from_yaml(path: str | Path) -> SimBus:
     """A bus from YAML: host, port, framer, baud, turnaround_ms and meters
-    (model, device_id, load, and optionally total, balance_fen, purchase_count, meter_side, price_fen)."""
+    (model, device_id, load, and optionally total, balance_fen, purchase_count, meter_side, price_fen,
+    refuse_writes: a Modbus exception code every write is answered with)."""
     doc = yaml.safe_load(Path(path).read_text()) or {}
     meters = [SimMeter(m["model"], m["device_id"], load_kw=str(m.get("load", 0)), total=str(m.get("total", 0)),
                        balance_fen=str(m.get("balance_fen", 0)), purchase_count=int(m.get("purchase_count", 0)),
-                       meter_side=bool(m.get("meter_side", False)), price_fen=str(m.get("price_fen", 60)))
+                       meter_side=bool(m.get("meter_side", False)), price_fen=str(m.get("price_fen", 60)),
+                       refuse_writes=m.get("refuse_writes"))
               for m in doc.get("meters") or []]
     return SimBus(meters, host=doc.get("host", "127.0.0.1"), port=int(doc.get("port", 0)),
                   framer=doc.get("framer", "rtu"), baud=doc.get("baud"), turnaround_ms=float(doc.get("turnaround_ms", 0)))

@@ -10,7 +10,8 @@ Down (cloud -> bridge, FIFO queue per site, group = meter, dedup id = command id
 Up (bridge -> cloud, one queue):
   readings:       readings: [{meter_id, seq, read_at, total, registers?, balance?, purchase_count?,
                               relay_state? (read back with the poll: open|closed)}]
-  command_result: command_id, meter_id, status (applied|failed), relay_state?, detail?, purchase_count?
+  command_result: command_id, meter_id, status (applied|failed), relay_state?, detail?, purchase_count?,
+                  modbus_exception? (the Modbus exception code of a refused write)
   heartbeat:      health figures
   meter_event:    meter_id, event, detail
 """

@@ -6,8 +6,11 @@ buffered and delivered in order."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,7 +23,7 @@ import pytest
 import yaml
 
 from bridge.config import parse_config
-from bridge.runtime import Bridge
+from bridge.runtime import Bridge, BusWorker
 from bridge.simulator import SimBus, SimMeter
 from core.integrations.queues import uplink_url
 from core.protocol import messages
@@ -328,15 +331,23 @@ def test_cli_check_config_probe_and_status(tmp_path, aws):
     path.write_text(yaml.safe_dump(doc))
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "bridge", *args, "--config", str(path)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60, env=dict(os.environ))
+        return bridge_cli(*args, "--config", str(path))
 
     try:
         ok = cli("check-config")
         assert ok.returncode == 0 and "2 meter(s)" in ok.stdout
-        probe = cli("probe", "E-probe")
-        assert probe.returncode == 0, probe.stderr
-        assert "total" in probe.stdout and "42.42" in probe.stdout and "guessed" in probe.stdout
+        # --config after the meter, as documented (before it), and before the command
+        for argv in (("probe", "E-probe", "--config", str(path)), ("probe", "--config", str(path), "E-probe"),
+                     ("--config", str(path), "probe", "E-probe")):
+            probe = bridge_cli(*argv)
+            assert probe.returncode == 0, (argv, probe.stderr)
+            assert "total" in probe.stdout and "42.42" in probe.stdout and "guessed" in probe.stdout
+        for argv in (("--config", str(path), "check-config"), ("check-config", "--config", str(path))):
+            assert bridge_cli(*argv).returncode == 0
+        no_config = bridge_cli("probe", "E-probe")
+        assert no_config.returncode == 2 and "--config" in no_config.stderr
+        no_meter = bridge_cli("probe", "--config", str(path))
+        assert no_meter.returncode == 2 and "METER" in no_meter.stderr and "Traceback" not in no_meter.stderr
         ghost = cli("probe", "E-ghost")
         assert ghost.returncode == 1 and "did not answer" in ghost.stderr
         status = cli("status")
@@ -347,6 +358,57 @@ def test_cli_check_config_probe_and_status(tmp_path, aws):
     path.write_text(yaml.safe_dump(doc))
     bad = cli("check-config")
     assert bad.returncode == 2 and "config.buses[0].meters[1].address" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def bridge_cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ))
+
+
+def documented_commands() -> list[str]:
+    """Every `python -m bridge ...` command line docs/bridge.md shows (inline or in a block)."""
+    text = (ROOT / "docs" / "bridge.md").read_text(encoding="utf-8")
+    return [c.strip() for c in re.findall(r"python -m bridge [^`#\n]*", text)]
+
+
+def test_every_bridge_command_in_the_docs_runs(tmp_path):
+    """Each command line of docs/bridge.md, run as written against a simulated meter
+    (the config path and the meter id are the docs' own: /etc/feikong/bridge.yaml and
+    bridge.yaml point at a test file, E-A101 is the simulated meter)."""
+    w = Metered()
+    bus = SimBus([SimMeter("acrel-ddsy1352", 1, load_kw="0", total="42.42")]).start()
+    queue = boto3.client("sqs").create_queue(QueueName=f"feikong-dev-docs-{w.site.site_id}")["QueueUrl"]
+    doc = config_doc(w, bus, [("E-A101", 1, "acrel-ddsy1352")], tmp_path / "state",
+                     endpoint=os.environ["AWS_ENDPOINT_URL"], uplink=queue, down=w.site.down_queue, poll=0.5)
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    commands = documented_commands()
+    assert {shlex.split(c)[3] for c in commands} == {"run", "check-config", "probe", "status"}
+
+    def argv(line: str) -> list[str]:
+        words = shlex.split(line.replace("/etc/feikong/bridge.yaml", str(path)))
+        assert words[:3] == ["python", "-m", "bridge"], line
+        return [str(path) if w == "bridge.yaml" else w for w in words[3:]]
+
+    runs = [argv(c) for c in commands if shlex.split(c)[3] == "run"]
+    procs = [subprocess.Popen([sys.executable, "-m", "bridge", *a], cwd=ROOT, env=dict(os.environ),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for a in runs[:1]]
+    try:
+        for line in commands:
+            if shlex.split(line)[3] == "run":
+                continue
+            out = bridge_cli(*argv(line))
+            assert out.returncode == 0, (line, out.stderr)
+            if " probe " in line:
+                assert "42.42" in out.stdout
+        # `run` is running: its heartbeat is what `status` shows, and its readings reach the queue
+        wait_for(lambda: json.loads(bridge_cli("status", "--config", str(path)).stdout)["meters"] == 1)
+        wait_for(lambda: any(m["type"] == "readings" for m in uplink_messages(queue)))
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0, proc.stderr.read()
+        bus.stop()
 
 
 def test_garbage_and_late_answers_never_become_another_meters_reading(tmp_path, aws):
@@ -386,3 +448,99 @@ def test_garbage_and_late_answers_never_become_another_meters_reading(tmp_path, 
     assert seen[ids[0]] == {own[ids[0]]}  # read correctly after it recovered
     assert seen.get(ids[2], {own[ids[2]]}) == {own[ids[2]]}  # the late one: never someone else's
     assert bridge.workers["bus1"].stats["failures"] >= 3  # the garbage and the late answers were refused
+
+
+class Ticks:
+    """An injected monotonic clock (seconds) that only moves when the test moves it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_silent_meter_is_re_asked_within_the_cap_and_its_return_seen(tmp_path):
+    """40 minutes of silence at a 60 s poll, in compressed time: the back-off doubles the
+    interval (60, 120, 240, ...) but never past silent_recheck_seconds (120). Without the
+    cap the asks would be at 0, 60, 180, 420, 900, 1860 and then 3780 s: a meter back at
+    40 minutes would wait 23 more. With it, the meter's return is read within 120 s."""
+    w = Metered()
+    sim = SimMeter("acrel-ddsy1352", 1, load_kw="0", total="7.00")
+    sim.silent = True
+    bus = SimBus([sim]).start()
+    doc = config_doc(w, bus, [("E-silent", 1, "acrel-ddsy1352")], tmp_path / "state",
+                     endpoint=os.environ["AWS_ENDPOINT_URL"], uplink=uplink_url(), down=w.site.down_queue,
+                     poll=60, timeout=0.05)
+    doc["silent_recheck_seconds"] = 120
+    ticks = Ticks()
+    bridge = Bridge(parse_config(doc), monotonic=ticks)
+    worker = BusWorker(bridge, bridge.config.buses[0])
+    m = worker.meters["E-silent"]
+
+    async def scenario() -> tuple[list[float], float, dict | None]:
+        asks: list[float] = []
+        try:
+            while max(ticks.now, m.next_due) <= 1000 + 40 * 60:
+                ticks.now = max(ticks.now, m.next_due)  # the bus task asks the meter when it is due
+                asks.append(ticks.now - 1000)
+                assert await worker.poll(m) is None
+            back_at = ticks.now + 1  # it answers again a second after the last unanswered ask: the worst case
+            sim.silent = False
+            ticks.now = max(back_at, m.next_due)
+            return asks, ticks.now - back_at, await worker.poll(m)
+        finally:
+            if worker.client is not None:
+                worker.client.close()
+
+    try:
+        asks, waited, values = asyncio.run(scenario())
+    finally:
+        bus.stop()
+    # hand-worked: 60 x 2^(n-1) capped at 120 -> 60, then 120 for ever
+    assert asks[:4] == [0, 60, 180, 300]
+    assert [b - a for a, b in zip(asks[1:], asks[2:], strict=False)] == [120] * (len(asks) - 2)
+    assert m.failures == 0 and len(asks) == 21  # 0, 60, 180, ..., 2340: deep in what was the x32 back-off
+    assert values is not None and values["total"] == Decimal("7.00")
+    assert waited == 119  # the next ask, 120 s after the last one
+    events = [json.loads(body) for _, kind, body in bridge.outbox.peek(1000) if kind == "meter_event"]
+    assert [e["event"] for e in events] == ["meter_silent", "meter_back"]
+
+
+def test_a_refused_write_reaches_the_command_result_in_words(rig):
+    """The meter answers a TRIP with Modbus exception 2: the command fails and the cloud
+    keeps the reason as the bridge said it, with the code; a meter that does not answer
+    at all is reported as a timeout, not as a refusal."""
+    meter, sim = rig["ids"][0], rig["sims"][0]
+    control = Control(rig["ingest"].ledger)
+
+    def finished(command_id):
+        deliver()
+        c = cstore.get_command(command_id)
+        return c.state in ("applied", "failed") and c
+
+    sim.set_faults(refuse_writes=2)
+    trip = control.issue(meter, "TRIP", "test:refused", "admin")
+    assert wait_for(lambda: finished(trip.command_id)).state == "failed"
+    assert sim.supply_on  # the meter changed nothing
+    stored = cstore.command_result(trip.command_id)
+    assert stored["detail"] == "meter refused the write: Modbus exception 2 (illegal data address); " \
+                               "relay_state reads closed"
+    assert stored["relay_state"] == "closed" and stored["modbus_exception"] == 2  # the cloud keeps the code too
+    sent = rig["bridge"].outbox.command_done(trip.command_id)
+    assert sent["modbus_exception"] == 2 and sent["status"] == "failed"
+
+    # refused, but the relay is already where the order wants it: applied, and said so
+    sim.set_faults(refuse_writes=6)
+    close = control.issue(meter, "CLOSE", "test:refused-close", "admin")
+    assert wait_for(lambda: finished(close.command_id)).state == "applied"
+    assert cstore.command_result(close.command_id)["detail"] == \
+        "meter refused the write: Modbus exception 6 (server device busy); relay_state reads closed"
+    assert rig["bridge"].outbox.command_done(close.command_id)["modbus_exception"] == 6
+
+    sim.set_faults(silent=True)  # no answer at all
+    again = control.issue(meter, "TRIP", "test:silent", "admin")
+    assert wait_for(lambda: finished(again.command_id)).state == "failed"
+    assert cstore.command_result(again.command_id)["detail"] == \
+        "no answer to the write (timeout); no answer to the read-back (timeout)"
+    assert "modbus_exception" not in rig["bridge"].outbox.command_done(again.command_id)

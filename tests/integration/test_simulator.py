@@ -182,6 +182,30 @@ def test_unmapped_reads_are_zero_and_other_writes_are_refused(bus):
     c.close()
 
 
+def test_a_meter_can_refuse_every_write_with_a_chosen_exception(bus, tmp_path):
+    bus.meter(1).set_faults(refuse_writes=4)
+    c = client(bus)
+    address, words = ACREL.write_words("TRIP", {})
+    r = c.write_registers(address, words, device_id=1)  # a valid TRIP, refused all the same
+    assert r.isError() and r.exception_code == 4
+    assert bus.meter(1).supply_on  # nothing changed
+    assert read(c, ACREL, ("relay_state",), 1) == {"relay_state": "closed"}  # reads are answered
+    assert not c.write_registers(address, words, device_id=2).isError()  # only that meter refuses
+    bus.meter(1).clear_faults()
+    command(c, ACREL, "TRIP", 1)
+    assert not bus.meter(1).supply_on
+    c.close()
+    with pytest.raises(ValueError):  # only the codes the Modbus spec defines
+        SimMeter(ACREL, 4, refuse_writes=9)
+    path = tmp_path / "bus.yaml"
+    path.write_text("meters:\n  - {model: acrel-ddsy1352, device_id: 5, refuse_writes: 2}\n")
+    with bus_from_yaml(path) as b:
+        c = client(b)
+        r = c.write_registers(address, words, device_id=5)
+        assert r.isError() and r.exception_code == 2
+        c.close()
+
+
 def test_silent_meter_times_out_while_its_neighbour_answers(bus):
     bus.meter(1).silent = True
     c = client(bus, timeout=0.3)

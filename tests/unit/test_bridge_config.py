@@ -9,6 +9,7 @@ import yaml
 from bridge.config import ConfigError, load_config, parse_config
 from bridge.outbox import Outbox, OutboxFull
 from bridge.profiles import all_profiles
+from bridge.runtime import backoff_seconds
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "bridge.example.yaml"
 GOOD = yaml.safe_load(EXAMPLE.read_text())
@@ -19,6 +20,28 @@ def test_the_documented_example_is_valid():
     c = parse_config(GOOD)
     assert [b.name for b in c.buses] == ["bus-A", "bus-B"]
     assert c.buses[1].framing == "rtu" and c.buses[1].meters[1].meter_side
+    assert c.silent_recheck_seconds == 120
+
+
+def test_silent_recheck_defaults_to_two_minutes():
+    doc = copy.deepcopy(GOOD)
+    doc.pop("silent_recheck_seconds", None)
+    assert parse_config(doc).silent_recheck_seconds == 120
+    doc["silent_recheck_seconds"] = 300
+    assert parse_config(doc).silent_recheck_seconds == 300
+
+
+@pytest.mark.parametrize("poll,failures,cap,expected", [
+    (60, 1, 120, 60),      # first miss: the poll interval
+    (60, 2, 120, 120),     # doubled
+    (60, 3, 120, 120),     # 240 capped at 120
+    (60, 12, 120, 120),    # 1920 (x32) capped at 120
+    (10, 4, 120, 80),      # 10 x 8, under the cap
+    (10, 9, 3600, 320),    # x32 is the most the back-off ever reaches
+    (300, 5, 120, 300),    # a meter polled less often than the cap keeps its own interval
+])
+def test_backoff_is_capped_by_the_silent_recheck(poll, failures, cap, expected):
+    assert backoff_seconds(poll, failures, cap) == expected
 
 
 @pytest.mark.parametrize("path,value,field", [
@@ -34,6 +57,10 @@ def test_the_documented_example_is_valid():
     (("buses", 0, "meters", 0, "model"), "no-such-meter", "config.buses[0].meters[0].model"),
     (("buses", 1, "meters", 0, "meter_id"), "E-A101", "config.buses[1].meters[0].meter_id"),
     (("buses", 1, "framing"), "ascii", "config.buses[1].framing"),
+    (("silent_recheck_seconds",), 0, "config.silent_recheck_seconds"),
+    (("silent_recheck_seconds",), 7200, "config.silent_recheck_seconds"),
+    (("silent_recheck_seconds",), "2m", "config.silent_recheck_seconds"),
+    (("silent_recheck_seconds",), True, "config.silent_recheck_seconds"),
 ])
 def test_a_wrong_config_names_the_bad_field(path, value, field):
     doc = copy.deepcopy(GOOD)
