@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
+from core.services import observability
 from core.services.startup import cold_start
 from core.settings import BASE, SITES
 
@@ -13,6 +14,7 @@ NEEDS = BASE | SITES  # what this function needs deployed (core/settings.py; che
 
 
 @log.inject_lambda_context
+@observability.lambda_handler
 @cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
     return make_control().tick()

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.services import observability
 from core.services.startup import cold_start
 from core.settings import BASE, LEDGER_AUDIT
 
@@ -18,6 +19,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @log.inject_lambda_context
+@observability.lambda_handler
 @cold_start(NEEDS)
 def handler(event: dict, context: LambdaContext) -> dict:
     from core.services import audit  # on first use (docs/cold-start.md)
@@ -34,6 +36,7 @@ def record_handler(record: SQSRecord) -> dict:
 
 
 @log.inject_lambda_context
+@observability.lambda_handler
 @cold_start(NEEDS)
 def worker(event: dict, context: LambdaContext) -> dict:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

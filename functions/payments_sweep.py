@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
+from core.services import observability
 from core.services.startup import cold_start
 from core.settings import BASE, SITES, WECHATPAY
 
@@ -15,6 +16,7 @@ NEEDS = BASE | WECHATPAY | SITES  # a credit may restore supply: commands signed
 
 
 @log.inject_lambda_context
+@observability.lambda_handler(patch=observability.WECHAT)
 @cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
     from core.services.payments import Payments  # on first use (docs/cold-start.md)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools import Logger
 
+from core.services import observability
 from core.services.startup import cold_start
 from core.settings import BASE, SITES, WECHATPAY
 
@@ -16,6 +17,7 @@ NEEDS = BASE | WECHATPAY | SITES  # a missed credit is posted: it may restore su
 
 
 @log.inject_lambda_context
+@observability.lambda_handler(patch=observability.WECHAT)
 @cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
     from core.services.payments import Payments  # on first use (docs/cold-start.md)

@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from core.services import observability
 from core.services.startup import cold_start
 from core.settings import BASE, SITES
 
@@ -36,6 +37,7 @@ def record_handler(record: SQSRecord) -> dict:
 
 
 @log.inject_lambda_context
+@observability.lambda_handler
 @cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

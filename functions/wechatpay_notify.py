@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from core.services import observability
 from core.services.startup import cold_start
 from core.settings import BASE, SITES, WECHATPAY
 
@@ -45,6 +46,7 @@ def _raw_body(event: dict) -> bytes | None:
 
 
 @log.inject_lambda_context
+@observability.lambda_handler(patch=observability.WECHAT)
 @cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
     status, answer = _payments().handle_notification(event.get("headers"), _raw_body(event))

@@ -29,7 +29,17 @@ from core.domain.ledger import AccountState, Entry, EntryKind
 from core.domain.meters import MeterState, MeterUpdate
 from core.domain.payments import CLOSED, PAID, PENDING, REFUND_PROCESSING, Order, Refund
 from core.domain.rating import Baseline
-from core.domain.writes import AddEvent, DecideEvent, FailRefund, MarkPaid, MoveCarry, Refused, StartRefund, Write
+from core.domain.writes import (
+    AddEvent,
+    DecideEvent,
+    FailRefund,
+    IssueRelay,
+    MarkPaid,
+    MoveCarry,
+    Refused,
+    StartRefund,
+    Write,
+)
 from core.store.ledger import Outcome
 
 CONTROL_DEFAULTS = {"cut_state": "none", "cut_due_at": ""}
@@ -126,6 +136,11 @@ class InMemoryStore:
                 now, o = self.refunds.get(r.out_refund_no), self.orders.get(r.out_trade_no)
                 ok = now is not None and now.status == REFUND_PROCESSING and o is not None and o.refunded >= r.amount
                 return None if ok else Refused(w)
+            case IssueRelay(command=c):
+                m = self.meters.get(c.meter_id)
+                ok = (c.command_id not in self.commands and m is not None and m.relay_command_id is None
+                      and m.relay_seq == w.relay_seq - 1 and (w.event.subject, w.event.event_id) not in self.events)
+                return None if ok else Refused(w)
         raise TypeError(f"not a write record: {w!r}")
 
     def apply(self, w: Write) -> None:
@@ -159,6 +174,12 @@ class InMemoryStore:
                 self.refunds[r.out_refund_no] = replace(self.refunds[r.out_refund_no], status=w.status)
                 o = self.orders[r.out_trade_no]
                 self.orders[r.out_trade_no] = replace(o, refunded=o.refunded - r.amount)
+            case IssueRelay(command=c):
+                self.commands[c.command_id] = c
+                self.meters[c.meter_id] = replace(self.meters[c.meter_id], relay_command_id=c.command_id,
+                                                  desired_relay=w.relay, relay_seq=w.relay_seq,
+                                                  relay_last_try=c.issued_at, relay_attempts=1)
+                self.events[(w.event.subject, w.event.event_id)] = copy.deepcopy(w.event)
 
     def commit(self, writes: Iterable[Write]) -> tuple[Refused, ...]:
         writes = list(writes)

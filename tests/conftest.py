@@ -8,6 +8,10 @@ import os
 import pytest
 
 from core.settings import reset_settings
+
+# powertools without X-Ray (no daemon here) for tests run without the local stack's variables too
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Feikong")
 from infra.local.stack import Emulator, apply_env, bootstrap, free_port, is_emulator
 from testkit.builders import Metered, World
 

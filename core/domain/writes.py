@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.domain.control import Command
 from core.domain.events import Event, Subject
 from core.domain.meters import MeterUpdate
 from core.domain.payments import Refund
@@ -74,7 +75,21 @@ class FailRefund:
     status: str
 
 
-Write = AddEvent | DecideEvent | MeterUpdate | MoveCarry | MarkPaid | StartRefund | FailRefund
+@dataclass(frozen=True)
+class IssueRelay:
+    """A relay command (queued, with its audit event) becomes the meter's outstanding one,
+    only while the meter has none outstanding and its relay_seq is still `relay_seq - 1`
+    (two issuers never both win). The restore after a payment joins the credit this way,
+    so a paid tenant's CLOSE is written with the money (docs/control.md)."""
+
+    command: Command
+    property_id: str
+    relay: str  # the relay state the command is meant to reach
+    relay_seq: int
+    event: Event
+
+
+Write = AddEvent | DecideEvent | MeterUpdate | MoveCarry | MarkPaid | StartRefund | FailRefund | IssueRelay
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from core.domain.audit import PROBLEMS, START, Checkpoint, Verdict, check_increm
 from core.domain.clock import Clock, utcnow
 from core.domain.ledger import format_time
 from core.integrations import queues
+from core.services import observability
 from core.settings import get_settings
 from core.store import audit as store
 
@@ -92,6 +93,7 @@ def verify_accounts(account_ids: list[str], full: bool = False, clock: Clock = u
             broken.append({"account_id": account_id, "problem": verdict.problem, "seq": verdict.seq,
                            "checkpoint_seq": verdict.checkpoint.seq, **verdict.detail})
     log.info("ledger audit batch done", checked=checked, advanced=advanced, entries_read=read, broken=len(broken))
+    observability.count("LedgerAuditFailures", len(broken))
     return {"checked": checked, "advanced": advanced, "entries_read": read, "broken": broken}
 
 

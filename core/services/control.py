@@ -14,14 +14,14 @@ from aws_lambda_powertools import Logger
 from core.domain import control as policy
 from core.domain.clock import Clock, utcnow
 from core.domain.directory import RelayState, Site
-from core.domain.errors import NotFound, ValidationError
+from core.domain.errors import NotFound, ValidationError, WriteRefused
 from core.domain.events import Event, Subject
 from core.domain.ledger import AccountState, Entry, format_time
 from core.domain.meters import MeterState
-from core.domain.writes import AddEvent
+from core.domain.writes import AddEvent, IssueRelay
 from core.integrations import queues
 from core.protocol import messages
-from core.services import sites
+from core.services import observability, sites
 from core.services.cache import TTLCache
 from core.services.ledger import LedgerService
 from core.settings import get_settings
@@ -227,6 +227,7 @@ class Control:
         )
         (self.send or queues.send_command)(s.down_queue, body, group=c.meter_id, dedup=c.command_id)
         self.commands.move_command(c.command_id, policy.SENT, format_time(self.clock()), (policy.QUEUED,))
+        observability.count("CommandsIssued")
 
     def command_result(self, msg: dict) -> None:
         command_id, status = msg.get("command_id"), msg.get("status")
@@ -241,7 +242,10 @@ class Control:
         reported_at = str(msg.get("sent_at", ""))
         result = {"status": status, "relay_state": relay or "", "detail": str(msg.get("detail", ""))[:500],
                   "reported_at": reported_at}
+        if isinstance(msg.get("modbus_exception"), int):  # the meter refused the write (bridge: docs/bridge.md)
+            result["modbus_exception"] = msg["modbus_exception"]
         moved = self.commands.move_command(c.command_id, status, format_time(self.clock()), policy.OPEN_STATES, result)
+        observability.count("CommandsFailed", bool(moved) and status == policy.FAILED)  # once, however often reported
         if c.op in policy.RELAY_OPERATIONS:
             # what the meter read back is recorded whatever became of the command (a late
             # result of an expired command still tells the truth about the relay)
@@ -272,44 +276,88 @@ class Control:
 
     # -- supply ----------------------------------------------------------------------
 
-    def apply(self, state: AccountState, decision: policy.ControlDecision, cause: str) -> list[policy.Command]:
+    def apply(self, state: AccountState, decision: policy.ControlDecision, cause: str,
+              meters: list[MeterState] | None = None, issued: frozenset[str] = frozenset()) -> list[policy.Command]:
         """Carry out a decision at once: TRIP or CLOSE every cloud-billed meter of the account
-        (the reconciler follows up on any that does not report the new state)."""
+        (the reconciler follows up on any that does not report the new state). `meters`: the
+        account's meters if already loaded; `issued`: meters whose command is already written."""
         if not (decision.trip_now or decision.restore_now):
             return []
         op = policy.TRIP if decision.trip_now else policy.CLOSE
         out = []
-        for m in self.meters.load_meters(_account_meters.get(state.account_id, self.meters.meter_ids_of_account)):
+        for m in self._relay_meters(state, decision, op, meters):
+            if m.meter_id not in issued:
+                out.append(self._issue_relay(m, op, cause, "control", 1))
+        observability.count("SupplyCut" if op == policy.TRIP else "SupplyRestored", len(out))
+        return out
+
+    def _relay_meters(self, state: AccountState, decision: policy.ControlDecision, op: str,
+                      meters: list[MeterState] | None) -> list[MeterState]:
+        """The account's meters that `op` applies to under `decision` (keep-supply meters are not tripped)."""
+        if meters is None:
+            meters = self.meters.load_meters(_account_meters.get(state.account_id, self.meters.meter_ids_of_account))
+        out = []
+        for m in meters:
             if m.account_id != state.account_id:  # moved to another account since it was cached
                 continue
             intended = policy.intended_relay(decision.cut_state, m.billing_mode, m.keep_supply, m.retired)
-            if intended is None or policy.relay_op(intended) != op:  # keep-supply meters are not tripped
-                continue
-            out.append(self._issue_relay(m, op, cause, "control", 1))
+            if intended is not None and policy.relay_op(intended) == op:
+                out.append(m)
         return out
 
     def credit(self, extras=(), **fields) -> Entry:
         """Post a credit (recharge, adjustment) and restore supply at once if it lifts the
-        balance above the restore line. The payment path calls this. A credit that was
+        balance above the restore line. The payment path calls this. The restore's CLOSE is
+        written in the credit's own transaction for every meter with no relay command
+        outstanding (IssueRelay), so it is sent right after the money lands; a meter that
+        moved meanwhile gets its CLOSE the usual way after the credit. A credit that was
         posted before (a retried notification after a crash) reconciles the account at once,
         so whatever the crash left undone is done now."""
         now = self.clock()
-        decisions = {}
+        decisions: dict = {}
+        loaded: dict[str, list[MeterState]] = {}
+        fold = [True]
 
         def hook(state: AccountState, entry: Entry):
             changes, events, decision = self.decide_after(state, entry, now)
-            decisions["last"] = (state, decision)
-            return changes, [AddEvent(e) for e in events]
+            issues: list[IssueRelay] = []
+            if decision.restore_now:
+                if "meters" not in loaded:
+                    loaded["meters"] = self._relay_meters(state, decision, policy.CLOSE, None)
+                if fold[0]:
+                    issues = [self._close_record(m, f"entry:{entry.entry_id}") for m in loaded["meters"]
+                              if not m.relay_command_id]
+            decisions["last"] = (state, decision, issues)
+            return changes, [*(AddEvent(e) for e in events), *issues]
 
-        entry = self.ledger.post(extras=extras, hook=hook, **fields)
+        try:
+            entry = self.ledger.post(extras=extras, hook=hook, fresh=True, **fields)
+        except WriteRefused as e:
+            if not any(isinstance(r.write, IssueRelay) for r in e.refused):
+                raise
+            fold[0] = False  # a meter moved since it was read: the credit alone, then the CLOSE as usual
+            loaded.pop("meters", None)
+            entry = self.ledger.post(extras=extras, hook=hook, fresh=True, **fields)
         if entry.duplicate:
             self.reconcile_account(entry.account_id)
         elif "last" in decisions:
-            state, decision = decisions["last"]
-            self.apply(state, decision, f"entry:{entry.entry_id}")
+            state, decision, issues = decisions["last"]
+            for w in issues:
+                self._send(w.command)
+                log.info("command issued", command_id=w.command.command_id, meter_id=w.command.meter_id,
+                         op=w.command.op, cause=w.command.cause, attempt=1)
+            observability.count("SupplyRestored", len(issues))  # the CLOSEs written with the credit
+            self.apply(state, decision, f"entry:{entry.entry_id}", loaded.get("meters"),
+                       frozenset(w.command.meter_id for w in issues))
             if state.control.get("meter_side"):
                 self.reconcile_account(state.account_id)
         return entry
+
+    def _close_record(self, m: MeterState, cause: str) -> IssueRelay:
+        seq = m.relay_seq + 1
+        command = self._command(m, policy.relay_command_id(m.meter_id, policy.CLOSE, seq), policy.CLOSE, {}, cause,
+                                "control")
+        return IssueRelay(command, m.property_id, str(RelayState.CLOSED), seq, self._command_event(m, command))
 
     def supply_changed(self, account_id: str, at: datetime | None = None) -> None:
         """Put an account on the reconciler's list (due now unless told otherwise)."""
@@ -375,6 +423,8 @@ class Control:
                 self.meters.reset_relay_attempts(m.meter_id)
             return None
         if live is not None and live.op == op:
+            if live.state == policy.QUEUED:  # written but never sent (a crash after the record): send it now;
+                self._send(live)  # the site's FIFO queue drops a copy it already has (dedup id = command id)
             return policy.next_look(now, live.expires_at)
         same_streak = m.desired_relay == intended  # the last order was for this same intent
         if same_streak and m.relay_last_try and m.relay_attempts:
@@ -515,6 +565,7 @@ class Control:
             except Exception:  # one account must not stop the others; its check stays due
                 log.exception("reconcile failed", account_id=account_id)
         offline = 0
+        offline_sites: set[str] = set()  # no bridge heartbeat is stored: a silent bridge silences its meters
         for meter_id, last_seen in self.meters.stale_meters(format_time(now - timedelta(minutes=get_settings().offline_minutes))):
             m = self.meters.load_meter(meter_id)
             if m is None:
@@ -523,6 +574,8 @@ class Control:
                           format_time(now), message="表计离线", data={"last_seen": last_seen})
             if self.meters.set_meter_offline(meter_id, last_seen, event):
                 offline += 1
+                offline_sites.add(m.site_id)
+        observability.count("BridgesOffline", len(offline_sites))
         result = {"cuts": cuts, "expired": expired, "offline": offline, "resent": resent, "reconciled": reconciled}
         log.info("control tick", **result)
         return result

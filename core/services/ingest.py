@@ -27,7 +27,7 @@ from core.domain.rating import Baseline, MeterReading, Verdict
 from core.domain.tariff import Charge, Plan, RatingCarry
 from core.domain.writes import AddEvent, DecideEvent, MoveCarry, Write, meter_refused
 from core.protocol import messages
-from core.services import tariffs
+from core.services import observability, tariffs
 from core.services.cache import state_cache
 from core.services.control import Control
 from core.services.ledger import LedgerService
@@ -113,6 +113,7 @@ class Ingest:
                 continue
             result = self.reading(msg["site_id"], reading)
             counts[result] = counts.get(result, 0) + 1
+            observability.count("ReadingsRated", result == "billed")  # counted as it lands (a later one may raise)
         return counts
 
     # -- one reading -------------------------------------------------------------------

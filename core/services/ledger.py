@@ -47,16 +47,22 @@ class LedgerService:
 
     # -- writing ---------------------------------------------------------------------
 
-    def post(self, extras: Iterable[Write] = (), hook: Hook | None = None, **fields: object) -> Entry:
+    def post(self, extras: Iterable[Write] = (), hook: Hook | None = None, fresh: bool = False,
+             **fields: object) -> Entry:
         """Validate and post one entry; see PostingRequest.build for the fields."""
-        return self.post_request(PostingRequest.build(**fields), extras, hook)
+        return self.post_request(PostingRequest.build(**fields), extras, hook, fresh)
 
-    def post_request(self, req: PostingRequest, extras: Iterable[Write] = (), hook: Hook | None = None) -> Entry:
+    def post_request(self, req: PostingRequest, extras: Iterable[Write] = (), hook: Hook | None = None,
+                     fresh: bool = False) -> Entry:
         """Post one entry with `extras` (write records) in the same transaction.
         `hook(state, entry)` may return (account control changes, more write records) decided against the exact state the entry is planned
-        on; it runs again on every retry, so its decisions are never stale."""
+        on; it runs again on every retry, so its decisions are never stale.
+        fresh: plan on the account as the table holds it now rather than as remembered — for
+        postings made away from the account's usual writer (a payment's credit in the
+        notification function), whose memory is almost surely stale: one read costs less
+        than a refused transaction."""
         extras = list(extras)
-        state, fresh = self._state(req.account_id)
+        state, fresh = (self._reload(req.account_id), True) if fresh else self._state(req.account_id)
         for attempt in range(self.max_attempts):
             try:
                 entry = plan_posting(state, req, self.clock())

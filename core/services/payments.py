@@ -19,6 +19,7 @@ from core.domain.money import require_fen
 from core.domain.payments import Limits, Order, Refund
 from core.domain.writes import FailRefund, MarkPaid, StartRefund
 from core.integrations import wechatpay
+from core.services import observability
 from core.services.control import Control
 from core.settings import get_settings
 from core.store import directory as dstore
@@ -173,6 +174,7 @@ class Payments:
                 return True, "duplicate"
             self._alert(order.property_id, out_trade_no, "order_state", {"status": now.status if now else ""})
             return False, "order_state"
+        observability.count("PaymentsCredited", not entry.duplicate)
         log.info("payment credited", out_trade_no=out_trade_no, transaction_id=txid, source=source,
                  duplicate=entry.duplicate, balance_after=entry.balance_after)
         return True, "credited"
@@ -211,6 +213,9 @@ class Payments:
             except Exception:  # one order's failure (WeChat down, a bad answer) must not stop the rest
                 counts["errors"] = counts.get("errors", 0) + 1
                 log.exception("order query failed", out_trade_no=out_trade_no)
+        # stuck: paid at WeChat with no notification (credited now), or a query that failed
+        observability.count("SweepStuckOrders", counts["credited"] + counts.get("errors", 0))
+        observability.count("SweepStuckRefunds", counts["refunds_settled"] + counts["refunds_errors"])
         return counts
 
     # -- refunds ---------------------------------------------------------------------------
@@ -378,6 +383,7 @@ class Payments:
                                         data={k: str(v) for k, v in m.items()}))
         report = {"date": bill_date, "their_trades": len(theirs), "our_orders": len(ours), "mismatches": mismatches}
         log.info("reconciliation", date=bill_date, mismatches=len(mismatches))
+        observability.count("ReconcileMismatches", len(mismatches))
         return report
 
     # -- counter cash ----------------------------------------------------------------------

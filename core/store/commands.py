@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from core.domain.control import OPEN_STATES, Command
 from core.domain.events import Event
+from core.domain.writes import IssueRelay
 from core.store.events import add_event
 from core.store.meters import METER_TAG
 from core.store.models import CommandItem, MeterItem
@@ -61,25 +62,9 @@ def create_command(c: Command, property_id: str, account_id: str, supersede: str
     purchase is pending and the meter's last applied purchase is count - 1.
     Returns "created", "exists" or "retry" (the meter moved meanwhile)."""
     tx = Tx()
-    item = CommandItem(
-        c.command_id, site_id=c.site_id, meter_id=c.meter_id, property_id=property_id, account_id=account_id,
-        op=c.op, args=c.args, state=c.state, cause=c.cause, actor=c.actor, issued_at=c.issued_at,
-        expires_at=c.expires_at, updated_at=c.issued_at, open_key="OPEN",
-    )
-    tx.put(item, CommandItem.command_id.does_not_exist(), tag="command")
+    _add_command(tx, c, property_id, account_id, "command")
     if relay is not None:
-        cond = MeterItem.meter_id.exists()
-        cond &= MeterItem.relay_command_id == supersede if supersede else MeterItem.relay_command_id.does_not_exist()
-        actions = [MeterItem.relay_command_id.set(c.command_id), MeterItem.desired_relay.set(relay)]
-        if relay_seq is not None:
-            same_seq = MeterItem.relay_seq == relay_seq - 1
-            if relay_seq == 1:
-                same_seq |= MeterItem.relay_seq.does_not_exist()
-            cond &= same_seq
-            actions += [MeterItem.relay_seq.set(relay_seq), MeterItem.relay_last_try.set(c.issued_at)]
-        if attempts is not None:
-            actions.append(MeterItem.relay_attempts.set(attempts))
-        tx.update(MeterItem(c.meter_id), actions, cond, tag=METER_TAG)
+        _add_relay_pointer(tx, c, supersede, relay, relay_seq, attempts, METER_TAG)
     if purchase is not None:
         count, amount, attempt = purchase
         cond = MeterItem.meter_id.exists() & (
@@ -107,6 +92,39 @@ def create_command(c: Command, property_id: str, account_id: str, supersede: str
     if "command" in tags:
         return "exists"
     return "retry"
+
+
+def _add_command(tx: Tx, c: Command, property_id: str, account_id: str, tag: str) -> None:
+    item = CommandItem(
+        c.command_id, site_id=c.site_id, meter_id=c.meter_id, property_id=property_id, account_id=account_id,
+        op=c.op, args=c.args, state=c.state, cause=c.cause, actor=c.actor, issued_at=c.issued_at,
+        expires_at=c.expires_at, updated_at=c.issued_at, open_key="OPEN",
+    )
+    tx.put(item, CommandItem.command_id.does_not_exist(), tag=tag)
+
+
+def _add_relay_pointer(tx: Tx, c: Command, supersede: str | None, relay: str, relay_seq: int | None,
+                       attempts: int | None, tag: str) -> None:
+    """The meter's outstanding relay command becomes `c` in place of `supersede`."""
+    cond = MeterItem.meter_id.exists()
+    cond &= MeterItem.relay_command_id == supersede if supersede else MeterItem.relay_command_id.does_not_exist()
+    actions = [MeterItem.relay_command_id.set(c.command_id), MeterItem.desired_relay.set(relay)]
+    if relay_seq is not None:
+        same_seq = MeterItem.relay_seq == relay_seq - 1
+        if relay_seq == 1:
+            same_seq |= MeterItem.relay_seq.does_not_exist()
+        cond &= same_seq
+        actions += [MeterItem.relay_seq.set(relay_seq), MeterItem.relay_last_try.set(c.issued_at)]
+    if attempts is not None:
+        actions.append(MeterItem.relay_attempts.set(attempts))
+    tx.update(MeterItem(c.meter_id), actions, cond, tag=tag)
+
+
+def add_issue_relay(tx: Tx, w: IssueRelay, tag: str) -> None:
+    """The items of an IssueRelay record (core.domain.writes), all under one tag."""
+    _add_command(tx, w.command, w.property_id, w.command.account_id, tag)
+    _add_relay_pointer(tx, w.command, None, w.relay, w.relay_seq, 1, tag)
+    add_event(tx, w.event, tag)
 
 
 def move_command(command_id: str, to: str, at: str, from_states: tuple[str, ...], result: dict | None = None) -> bool:

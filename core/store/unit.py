@@ -11,8 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from core.domain.meters import MeterUpdate
-from core.domain.writes import AddEvent, DecideEvent, FailRefund, MarkPaid, MoveCarry, Refused, StartRefund, Write
-from core.store import events, meters, payments
+from core.domain.writes import (
+    AddEvent,
+    DecideEvent,
+    FailRefund,
+    IssueRelay,
+    MarkPaid,
+    MoveCarry,
+    Refused,
+    StartRefund,
+    Write,
+)
+from core.store import commands, events, meters, payments
 from core.store.tx import Failure, Tx
 
 PREFIX = "write:"
@@ -35,6 +45,8 @@ def add(tx: Tx, w: Write, tag: str) -> None:
             payments.add_start_refund(tx, w, tag)
         case FailRefund():
             payments.add_fail_refund(tx, w, tag)
+        case IssueRelay():
+            commands.add_issue_relay(tx, w, tag)
         case _:
             raise TypeError(f"not a write record: {w!r}")
 

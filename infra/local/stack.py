@@ -46,6 +46,10 @@ def local_env(port: int) -> dict[str, str]:
         "AWS_SESSION_TOKEN": "testing",
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
         "FEIKONG_STAGE": os.environ.get("FEIKONG_STAGE", "dev"),
+        # powertools as deployed (serverless.yml), without X-Ray: no daemon runs here (core/services/observability.py)
+        "POWERTOOLS_SERVICE_NAME": "feikong",
+        "POWERTOOLS_METRICS_NAMESPACE": "Feikong",
+        "POWERTOOLS_TRACE_DISABLED": "true",
         # what serverless.yml gives the ledger audit (!Ref LedgerAuditQueue), in moto's URL form
         "FEIKONG_AUDIT_QUEUE_URL": f"http://127.0.0.1:{port}/{MOTO_ACCOUNT}/"
                                    f"feikong-{os.environ.get('FEIKONG_STAGE', 'dev')}-ledger-audit",

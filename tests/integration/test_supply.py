@@ -210,11 +210,11 @@ def die(*a, **kw):
 def test_crash_between_credit_and_close_converges_on_the_retried_notification(rig, monkeypatch):
     acct, meter = cut_account(rig)
     with monkeypatch.context() as m:
-        m.setattr(Control, "apply", die)
+        m.setattr(Control, "_send", die)  # the CLOSE is written with the credit, then the process dies
         with pytest.raises(Crash):
             rig.pay(acct, 5000, "crash-1")
     assert LedgerService().balance(acct) == 4900 and rig.site_runs() == []
-    # WeChat retries the notification: the credit is a duplicate, and the CLOSE goes out at once
+    # WeChat retries the notification: the credit is a duplicate, and the written CLOSE goes out at once
     assert rig.pay(acct, 5000, "crash-1").duplicate
     assert [c["op"] for c in rig.site_runs()] == ["CLOSE"]
     assert rig.relay(meter) == "closed" and LedgerService().balance(acct) == 4900
@@ -223,10 +223,33 @@ def test_crash_between_credit_and_close_converges_on_the_retried_notification(ri
 def test_crash_between_credit_and_close_converges_at_the_tick(rig, monkeypatch):
     acct, meter = cut_account(rig)
     with monkeypatch.context() as m:
-        m.setattr(Control, "apply", die)
+        m.setattr(Control, "_send", die)
         with pytest.raises(Crash):
             rig.pay(acct, 5000, "crash-2")
     assert rig.tick()["reconciled"] >= 1
+    assert [c["op"] for c in rig.site_runs()] == ["CLOSE"]
+    assert rig.relay(meter) == "closed"
+
+
+def test_a_meter_that_moved_while_the_credit_was_planned_still_gets_its_close(rig, monkeypatch):
+    """The CLOSE joins the credit's transaction on the meter as read; if another issuer moved
+    the meter in between, the credit alone lands and the CLOSE follows the usual way."""
+    acct, meter = cut_account(rig)
+    original = Control._relay_meters
+    moved = {"n": 0}
+
+    def read_then_move(self, *args):
+        out = original(self, *args)
+        if not moved["n"]:  # the reconciler (another process) issues its own CLOSE right after our read
+            moved["n"] += 1
+            other = Control(LedgerService(clock=rig.clock), rig.clock)
+            other._issue_relay(meters_store.load_meter(meter), policy.CLOSE, "reconcile:1", "control", 1)
+        return out
+
+    monkeypatch.setattr(Control, "_relay_meters", read_then_move)
+    entry = rig.pay(acct, 5000, "moved-1")
+    assert not entry.duplicate and moved["n"] == 1
+    assert LedgerService().balance(acct) == 4900
     assert [c["op"] for c in rig.site_runs()] == ["CLOSE"]
     assert rig.relay(meter) == "closed"
 

@@ -90,3 +90,28 @@ def test_an_expired_trip_frees_the_meter_and_puts_the_account_up_for_reconciliat
     # the reconciler looked at a1 in the same tick: the meter still reports closed while it
     # should be open, so the account stays on its list (a retry is due after the backoff)
     assert control.accounts.supply_check("a1") is not None
+
+
+def test_a_credit_that_restores_writes_its_close_in_the_same_transaction(db):
+    """Hand-worked: a1 owes 1.00 and is cut, its meter reads open; 5.00 is paid. The credit,
+    the order's events and the CLOSE (the meter's first relay order: seq 1) are one ledger
+    commit; the CLOSE is then on the site's queue and marked sent."""
+    db.open("a1", -100, cut_state=policy.CUT_DONE)
+    db.add_meter(meter("m1", relay="open"), last_seen="2026-03-03T01:59:00.000000Z")
+    control = db.build(Clock(T0)).control
+    before = db.repos.ledger.commits
+    entry = control.credit(account_id="a1", entry_id="pay:tx-1", kind="recharge", amount=500, cause="order:o1",
+                           actor="wechatpay")
+    assert entry.balance_after == 400 and not entry.duplicate
+    assert db.repos.ledger.commits - before == 1  # money and CLOSE together: no second transaction
+    (command,) = db.commands.values()
+    assert (command.op, command.state, command.cause) == (policy.CLOSE, policy.SENT, "entry:pay:tx-1")
+    assert command.command_id == policy.relay_command_id("m1", policy.CLOSE, 1)
+    m = db.meters["m1"]
+    assert (m.relay_command_id, m.desired_relay, m.relay_seq, m.relay_attempts) == (command.command_id, "closed", 1, 1)
+    assert [(q, group) for q, _, group, _ in db.sent] == [(QUEUE, "m1")]
+    assert db.states["a1"].control["cut_state"] == policy.CUT_NONE
+    # WeChat repeats the notification: a duplicate, and the CLOSE already on its way is not sent again
+    again = control.credit(account_id="a1", entry_id="pay:tx-1", kind="recharge", amount=500, cause="order:o1",
+                           actor="wechatpay")
+    assert again.duplicate and len(db.sent) == 1 and len(db.commands) == 1
