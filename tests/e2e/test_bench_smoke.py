@@ -65,3 +65,21 @@ def test_cold_import_bench_answers_fresh_processes_and_credits_once(aws):
     assert last["notifications"] == 5  # one timed, then four at once, each in its own fresh process
     assert last["credited_exactly_once"] is True
     assert set(last["imports"]) >= {"functions.wechatpay_notify", "functions.uplink_consumer", "miniprogram_api.wsgi"}
+
+
+def test_cost_bench_counts_every_request_and_prices_every_cell(aws):
+    last = run_bench("bench/cost.py", "--bus-meters", "3", "--rounds", "1", "--payments", "1", "--commands", "2",
+                     "--ticks", "1", timeout=300)
+    assert last["bench"] == "cost" and last["bus_meters"] == 3
+    # the work it measured was done right, and the hooks saw exactly what the emulator served
+    assert last["readings_posted_exactly"] is True and last["credited_exactly_once"] is True
+    assert last["commands_applied"] is True and last["ledger_audit_clean"] is True
+    assert last["requests_counted"] is True
+    # a rated reading writes its ledger entry, account and meter in one transaction: at least
+    # 2 WRU for each of the three items (DynamoDB bills a transactional write twice)
+    assert last["measured"]["wru_per_message"]["warm"] >= 3 * 3 * 2
+    bill = last["per_meter_month_cny"]
+    assert set(bill) == {"1000", "100000"} and all(set(bill[f]) == {"1", "5", "15"} for f in bill)
+    # fifteen times the readings of the 15-minute cell cannot cost less than it
+    assert all(0 < bill[f]["15"] < bill[f]["5"] < bill[f]["1"] for f in bill)
+    assert set(last["targets"]) >= {"cny_per_meter_month_15min_1000", "cny_per_meter_month_15min_100000"}
