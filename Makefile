@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 ZAPPA_VENV := .venv-zappa
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 
 .PHONY: demo test soak bench lint deps deploy-check resources clean
 
@@ -21,11 +23,18 @@ $(ZAPPA_VENV)/.installed: requirements.txt
 	$(ZAPPA_VENV)/bin/zappa --version >/dev/null
 	touch $@
 
+# checkov (the deploy check's policy scan) in its own virtualenv: its pins clash with ours
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check checkov==$(CHECKOV_VERSION) 2>&1 | sed "/is ignored: it is neither a file nor a directory/d"
+	$(CHECKOV_VENV)/bin/checkov --version >/dev/null
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-deps: $(VENV)/.installed $(ZAPPA_VENV)/.installed node_modules/.installed
+deps: $(VENV)/.installed $(ZAPPA_VENV)/.installed $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) node_modules/.installed
 
 ## make demo: run the whole product locally (emulated AWS, seeded property, web app on :8000)
 demo: $(VENV)/.installed
@@ -42,7 +51,7 @@ soak: $(VENV)/.installed
 ## make bench: every benchmark, each on its own emulator; fails if any misses a target (all still run)
 bench: $(VENV)/.installed
 	@failed=""; \
-	for b in ledger ingest webhook pay_to_power cold_import; do \
+	for b in ledger ingest webhook pay_to_power cold_import cost; do \
 		bash infra/local/with_stack.sh $(PY) bench/$$b.py || failed="$$failed $$b"; \
 	done; \
 	$(PY) bench/bus.py || failed="$$failed bus"; \

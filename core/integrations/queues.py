@@ -8,26 +8,40 @@ import json
 from core import aws
 from core.settings import get_settings, resource_name
 
+# Every queue is encrypted at rest with SQS-managed keys (SSE-SQS): no KMS key to grant to
+# the on-prem bridges' credentials, no KMS requests to pay for (docs/operations.md).
+SSE = {"SqsManagedSseEnabled": "true"}
+
 # Static queues. Site down queues are made per site at registration (site_queue_name).
+# `dlq`: a dead-letter queue, alarmed on depth and kept when the stack is deleted.
 QUEUES: dict[str, dict] = {
     "uplink-dlq": {
         "fifo": False,
-        "attributes": {"MessageRetentionPeriod": "1209600"},
+        "dlq": True,
+        "attributes": {"MessageRetentionPeriod": "1209600", **SSE},
     },
     "uplink": {
         "fifo": False,
-        "attributes": {"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600"},  # 6 x consumer timeout
+        "attributes": {"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600", **SSE},  # 6 x consumer timeout
         "dead_letter": {"queue": "uplink-dlq", "max_receive_count": 5},
     },
     # the nightly ledger audit's batches of accounts (functions/ledger_audit.py fans out)
     "ledger-audit-dlq": {
         "fifo": False,
-        "attributes": {"MessageRetentionPeriod": "1209600"},
+        "dlq": True,
+        "attributes": {"MessageRetentionPeriod": "1209600", **SSE},
     },
     "ledger-audit": {
         "fifo": False,
-        "attributes": {"VisibilityTimeout": "1800", "MessageRetentionPeriod": "345600"},  # 6 x worker timeout; 4 days
+        "attributes": {"VisibilityTimeout": "1800", "MessageRetentionPeriod": "345600", **SSE},  # 6 x worker timeout; 4 days
         "dead_letter": {"queue": "ledger-audit-dlq", "max_receive_count": 3},
+    },
+    # failed asynchronous invocations (the scheduled functions' on-failure destination in
+    # serverless.yml): each message is Lambda's record of the event, the error and the attempts
+    "async-dlq": {
+        "fifo": False,
+        "dlq": True,
+        "attributes": {"MessageRetentionPeriod": "1209600", **SSE},
     },
 }
 
@@ -36,6 +50,7 @@ SITE_QUEUE_ATTRIBUTES = {
     "ContentBasedDeduplication": "false",
     "VisibilityTimeout": "60",
     "MessageRetentionPeriod": "1209600",
+    **SSE,
 }
 
 
