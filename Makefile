@@ -17,9 +17,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -c 'import moto, pynamodb, flask, hypothesis' 
 	touch $@
 
-$(ZAPPA_VENV)/.installed: requirements.txt
+# the Flask app's package is zipped from here: its .pyc files are compiled checked-hash, so
+# they stay valid in the zip whatever times it keeps (docs/cold-start.md)
+$(ZAPPA_VENV)/.installed-pyc: requirements.txt
 	test -x $(ZAPPA_VENV)/bin/python || $(PYTHON) -m venv $(ZAPPA_VENV)
 	$(ZAPPA_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt zappa==0.63.0 2>&1 | sed "/is ignored: it is neither a file nor a directory/d"
+	$(ZAPPA_VENV)/bin/python -m compileall -q -f --invalidation-mode checked-hash $(ZAPPA_VENV)/lib >/dev/null
 	$(ZAPPA_VENV)/bin/zappa --version >/dev/null
 	touch $@
 
@@ -34,7 +37,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-deps: $(VENV)/.installed $(ZAPPA_VENV)/.installed $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) node_modules/.installed
+deps: $(VENV)/.installed $(ZAPPA_VENV)/.installed-pyc $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) node_modules/.installed
 
 ## make demo: run the whole product locally (emulated AWS, seeded property, web app on :8000)
 demo: $(VENV)/.installed

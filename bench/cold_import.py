@@ -13,6 +13,11 @@
    GetItem: the least any handler that reads a table pays. Also reported, not held to a
    target: the slowest of four such notification processes started at once.
 
+Our packages are imported from bytecode compiled first the way the deploy packages are
+(infra/deploy/bytecode.py: checked-hash .pyc files shipped in the zip), as the libraries
+are from the .pyc files pip wrote; without it every fresh process here would compile our
+modules from source (this machine sets PYTHONDONTWRITEBYTECODE) and a deployed one would not.
+
     .venv/bin/python bench/cold_import.py [--rounds 15] [--trials 9]
     .venv/bin/python -X importtime -c 'import functions.wechatpay_notify' 2>&1 | sort -t'|' -k2 -n | tail
 
@@ -130,6 +135,9 @@ def prepare_notifications(stack, count: int) -> tuple[list[tuple[str, str, int, 
 
 
 def run(args, stack) -> int:
+    from infra.deploy.bytecode import compile_product
+
+    compile_product()  # as the package step does: see the module docstring
     from core.services.ledger import LedgerService
     from core.store import payments as pstore
     from core.store.models import AccountItem

@@ -1,9 +1,15 @@
 """The deployment's settings: every environment variable the product reads, named once.
 
-`get_settings()` reads the environment once per process into a frozen, typed `Settings`
-(a pydantic model; pydantic-settings cost ~0.2 s of every cold start, docs/cold-start.md);
-tests and the local stack call `reset_settings()` after changing the environment. The domain never reads settings (import-linter): services, integrations, the
-store (table names) and entry points do.
+`get_settings()` reads the environment once per process into a frozen, typed `Settings`;
+tests and the local stack call `reset_settings()` after changing the environment. The
+domain never reads settings (import-linter): services, integrations, the store (table
+names) and entry points do.
+
+`Settings` is a frozen dataclass whose fields carry their bounds; `from_environment`
+converts the variables' strings by each field's type and every problem is reported at
+once, naming its variable. It was a pydantic-settings and then a pydantic model: together
+they cost 0.1-0.25 s of every cold start (more than a third of `import botocore`) for
+fifteen numbers, flags and strings (docs/cold-start.md).
 
 Secrets are not settings: a setting only names the Secrets Manager secret
 (`FEIKONG_*_SECRET_ID`, by default `feikong/<stage>/<name>`) and
@@ -14,14 +20,12 @@ against serverless.yml / zappa_settings.json by infra/deploy/deploy_check.py.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Annotated
 from urllib.parse import urlparse
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SERVICE = "feikong"
 PREFIX = "FEIKONG_"
@@ -35,31 +39,36 @@ class ProductionRefused(RuntimeError):
     """A prod stage was configured with something only a local or demo run may use."""
 
 
-PositiveInt = Annotated[int, Field(ge=1)]
+def _at_least(n: float) -> dict:
+    return {"ge": n}
 
 
-class Settings(BaseModel):
-    """FEIKONG_<FIELD> unless an alias says otherwise. Frozen: read once, passed down."""
+def _above(n: float) -> dict:
+    return {"gt": n}
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+@dataclass(frozen=True)
+class Settings:
+    """FEIKONG_<FIELD> unless the field's metadata names another variable ("env").
+    Frozen: read once, passed down. Bounds ("ge", "gt") are checked however it is made."""
 
     stage: str = "dev"
     # rating and control
-    offline_minutes: PositiveInt = 30  # no reading for this long: the meter is offline
-    max_gap_hours: float | None = Field(None, gt=0)  # None: the domain default (core.domain.rating)
-    max_clock_skew_minutes: float | None = Field(None, ge=0)
-    state_cache_size: PositiveInt = 10_000  # account / meter states a warm process remembers, each kind
+    offline_minutes: int = field(default=30, metadata=_at_least(1))  # no reading for this long: offline
+    max_gap_hours: float | None = field(default=None, metadata=_above(0))  # None: the domain default
+    max_clock_skew_minutes: float | None = field(default=None, metadata=_at_least(0))
+    state_cache_size: int = field(default=10_000, metadata=_at_least(1))  # account / meter states remembered, each
     # payments
-    recharge_min_fen: PositiveInt = 100
-    recharge_max_fen: PositiveInt = 500_000
-    pay_query_after_minutes: PositiveInt = 3
-    refund_query_after_minutes: PositiveInt = 5
-    notify_reject_log_seconds: PositiveInt = 60
+    recharge_min_fen: int = field(default=100, metadata=_at_least(1))
+    recharge_max_fen: int = field(default=500_000, metadata=_at_least(1))
+    pay_query_after_minutes: int = field(default=3, metadata=_at_least(1))
+    refund_query_after_minutes: int = field(default=5, metadata=_at_least(1))
+    notify_reject_log_seconds: int = field(default=60, metadata=_at_least(1))
     wechatpay_base_url: str = "https://api.mch.weixin.qq.com"
-    wechatpay_read_timeout: float = Field(10.0, gt=0)
+    wechatpay_read_timeout: float = field(default=10.0, metadata=_above(0))
     wechat_api_base: str = "https://api.weixin.qq.com"
     # ledger audit
-    audit_batch_size: PositiveInt = 100
+    audit_batch_size: int = field(default=100, metadata=_at_least(1))
     audit_queue_url: str = ""  # serverless.yml: !Ref LedgerAuditQueue; locally found by name
     # console (no admin login yet: only the demo and tests open it)
     console_open: bool = False
@@ -69,9 +78,14 @@ class Settings(BaseModel):
     wechat_secret_id: str = ""  # JSON {"appid", "secret"}: the mini-program's credentials
     wechatpay_secret_id: str = ""  # JSON: the merchant's configuration and keys (core/integrations/wechatpay.py)
     site_secret_prefix: str = ""  # + site id: JSON {"current", "previous"?}: a site's signing keys
-    secrets_max_age: int = Field(300, ge=0)  # seconds a fetched secret is cached
-    # the AWS endpoint (only the production guard reads it here: boto3 finds it itself)
-    aws_endpoint: str = Field("", validation_alias="AWS_ENDPOINT_URL")
+    secrets_max_age: int = field(default=300, metadata=_at_least(0))  # seconds a fetched secret is cached
+    # the AWS endpoint (only the production guard reads it here: botocore finds it itself)
+    aws_endpoint: str = field(default="", metadata={"env": "AWS_ENDPOINT_URL"})
+
+    def __post_init__(self) -> None:
+        problems = [p for f in fields(self) if (p := _check(f, getattr(self, f.name)))]
+        if problems:
+            raise SettingsError("; ".join(problems))
 
     # -- derived ------------------------------------------------------------------------
 
@@ -90,30 +104,65 @@ class Settings(BaseModel):
         return (self.site_secret_prefix or f"{SERVICE}/{self.stage}/site/") + site_id
 
 
-def env_name(field: str) -> str:
+FIELDS = {f.name: f for f in fields(Settings)}
+TRUE, FALSE = ("1", "true", "t", "yes", "y", "on"), ("0", "false", "f", "no", "n", "off", "")
+
+
+def env_name(name: str) -> str:
     """The environment variable of a Settings field."""
-    alias = Settings.model_fields[field].validation_alias
-    return alias if isinstance(alias, str) else PREFIX + field.upper()
+    return FIELDS[name].metadata.get("env") or PREFIX + name.upper()
+
+
+def _check(f, value) -> str | None:
+    """What is wrong with a field's (converted) value, naming its variable; None if nothing."""
+    if value is None:
+        return None if "None" in f.type else f"{env_name(f.name)}: must be set"
+    kind = f.type.split(" | ")[0]
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)) or \
+            kind == "float" and (isinstance(value, bool) or not isinstance(value, int | float)
+                                 or not math.isfinite(value)) or \
+            kind == "bool" and not isinstance(value, bool) or kind == "str" and not isinstance(value, str):
+        what = {"int": "an integer", "float": "a finite number", "bool": "true or false"}.get(kind, "text")
+        return f"{env_name(f.name)}: must be {what} (got {value!r})"
+    if "ge" in f.metadata and value < f.metadata["ge"]:
+        return f"{env_name(f.name)}: must be at least {f.metadata['ge']} (got {value!r})"
+    if "gt" in f.metadata and value <= f.metadata["gt"]:
+        return f"{env_name(f.name)}: must be greater than {f.metadata['gt']} (got {value!r})"
+    return None
+
+
+def _convert(f, text: str):
+    """A variable's string as the field's type; a string the field cannot take comes back
+    unchanged, so that __post_init__ reports it with the others."""
+    kind = f.type.split(" | ")[0]
+    value = text.strip()
+    if kind == "int":
+        try:
+            return int(value)
+        except ValueError:
+            return text
+    if kind == "float":
+        try:
+            return float(value)
+        except ValueError:
+            return text
+    if kind == "bool":
+        low = value.lower()
+        return True if low in TRUE else False if low in FALSE else text
+    return text
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    try:
-        return from_environment(os.environ)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            field = str(err["loc"][0]) if err["loc"] else ""
-            name = env_name(field) if field in Settings.model_fields else field
-            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
-        raise SettingsError("; ".join(problems)) from None
+    return from_environment(os.environ)
 
 
 def from_environment(environ: Mapping[str, str]) -> Settings:
-    """Settings from environment variables: FEIKONG_<FIELD> (or the field's alias); values
-    are strings, which the model converts and checks (lax mode: "30" -> 30, "1" -> True)."""
-    return Settings(**{field: environ[env_name(field)] for field in Settings.model_fields
-                       if env_name(field) in environ})
+    """Settings from environment variables: FEIKONG_<FIELD> (or the field's "env"); values
+    are strings, converted by the field's type ("30" -> 30, "1"/"true"/"yes" -> True).
+    Raises SettingsError naming every variable that is wrong."""
+    return Settings(**{name: _convert(f, environ[env_name(name)]) for name, f in FIELDS.items()
+                       if env_name(name) in environ})
 
 
 def reset_settings() -> None:
@@ -151,7 +200,7 @@ class Needs:
 
 
 def needs(settings: tuple[str, ...] = (), secrets: tuple[str, ...] = ()) -> Needs:
-    unknown = [s for s in settings if s not in Settings.model_fields] + \
+    unknown = [s for s in settings if s not in FIELDS] + \
               [s for s in secrets if s not in (*SECRET_NAMES, "sites")]
     if unknown:
         raise ValueError(f"unknown settings or secrets: {unknown}")
@@ -201,10 +250,10 @@ def production_problems(s: Settings, secret_values: dict[str, str] | None = None
     problems = []
     if s.console_open:
         problems.append(f"{env_name('console_open')}=1 opens the console without an admin login")
-    for field in ("aws_endpoint", "wechatpay_base_url", "wechat_api_base"):
-        url = getattr(s, field)
+    for name in ("aws_endpoint", "wechatpay_base_url", "wechat_api_base"):
+        url = getattr(s, name)
         if url and _local(url):
-            problems.append(f"{env_name(field)} points at a local emulator ({url})")
+            problems.append(f"{env_name(name)} points at a local emulator ({url})")
     for name, value in sorted((secret_values or {}).items()):
         if value in DEMO_SECRETS:
             problems.append(f"secret {name} holds a demo value from this repository")

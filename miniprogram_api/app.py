@@ -7,12 +7,11 @@ rules live in core/. wsgi.py holds the app object that zappa serves.
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask, jsonify
 
 from core.domain.money import yuan
-from core.services import health
-from core.services.auth import TenantAuth
-from core.services.payments import Payments
 from core.settings import BASE, SITES, TENANT_LOGIN, WECHATPAY
 from miniprogram_api import console, errors, tenant
 
@@ -22,16 +21,22 @@ from miniprogram_api import console, errors, tenant
 NEEDS = BASE | TENANT_LOGIN | WECHATPAY | SITES
 
 
-def create_app() -> Flask:
+def create_app(check_start: bool = False) -> Flask:
+    """The app. check_start: before the first request is served, check that this
+    deployment has its settings and secrets and nothing of a demo on prod
+    (core/services/startup.py), as the Lambda handlers do before their first invocation;
+    until it passes every request is answered 503 with the reason (wsgi.py sets it)."""
     app = Flask(__name__)
     app.json.ensure_ascii = False
     app.jinja_env.filters["yuan"] = yuan
     errors.init_app(app)
-    app.extensions["feikong.payments"] = Payments()
-    app.extensions["feikong.auth"] = TenantAuth()
+    if check_start:
+        _check_before_first_request(app)
 
     @app.get("/health")
     def health_check():
+        from core.services import health
+
         result = health.check()
         return jsonify(result), 200 if result["status"] == "ok" else 503
 
@@ -44,3 +49,20 @@ def create_app() -> Flask:
             return jsonify({"service": "feikong", "health": "/health"})
 
     return app
+
+
+def _check_before_first_request(app: Flask) -> None:
+    passed = threading.Event()
+
+    @app.before_request
+    def started():
+        if passed.is_set():
+            return
+        from core.services.startup import StartRefused, check_start
+
+        try:
+            check_start(NEEDS)
+        except StartRefused as e:
+            app.logger.error("%s", e)
+            return jsonify({"error": {"code": "not_configured", "message": "服务暂不可用：部署配置不完整"}}), 503
+        passed.set()

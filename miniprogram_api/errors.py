@@ -13,7 +13,6 @@ from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from core.domain.errors import FeikongError, ValidationError
-from core.services import health
 
 MAX_BODY_BYTES = 64 * 1024  # the API's bodies are a few hundred bytes
 MAX_JSON_DEPTH = 32
@@ -95,6 +94,8 @@ def http_error(e: HTTPException):
 def unexpected(e: Exception):
     if isinstance(e, HTTPException):
         return http_error(e)
+    from core.services import health
+
     if health.is_backend_down(e):
         current_app.logger.error("backend unreachable: %s", e)
         body = {"error": {"code": "backend_unavailable", "message": "服务暂时不可用，请稍后重试"}}

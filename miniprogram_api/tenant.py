@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
-from core.services import auth
-from core.services.payments import Payments
 from miniprogram_api import serializers
 from miniprogram_api.errors import json_object
+from miniprogram_api.services import payments, tenant_auth
 
 bp = Blueprint("tenant", __name__, url_prefix="/api/v1")
 
@@ -27,14 +26,6 @@ def tenant_required(view: Callable) -> Callable:
         return view(*args, **kwargs)
 
     return checked
-
-
-def payments() -> Payments:
-    return current_app.extensions["feikong.payments"]
-
-
-def tenant_auth() -> auth.TenantAuth:
-    return current_app.extensions["feikong.auth"]
 
 
 @bp.post("/login")
@@ -57,7 +48,9 @@ def logout():
 @bp.get("/accounts")
 @tenant_required
 def my_accounts():
-    return jsonify({"accounts": [serializers.tenant_account(a) for a in auth.tenant_accounts(g.openid)]})
+    from core.services.auth import tenant_accounts
+
+    return jsonify({"accounts": [serializers.tenant_account(a) for a in tenant_accounts(g.openid)]})
 
 
 @bp.post("/recharges")

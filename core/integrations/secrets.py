@@ -1,62 +1,73 @@
 """Secrets Manager: the one module that reads and writes secrets.
 
-Reads go through aws-lambda-powertools parameters (a `SecretsProvider`, cached for
-`FEIKONG_SECRETS_MAX_AGE` seconds per process), so a warm Lambda asks once per secret per
-five minutes. The client is made on first use, here only (one place to share a botocore
-session). Locally the emulator's Secrets Manager holds the same secrets, seeded by
-infra/local (stack bootstrap, paystack), and is reached through AWS_ENDPOINT_URL like
-every other client.
+Reads are cached per process for `FEIKONG_SECRETS_MAX_AGE` seconds (default 300), so a
+warm Lambda asks once per secret per five minutes; `force` reads afresh (a site key that
+no longer verifies, a rotation). The client is the shared botocore session's
+(core/aws.py), made on first use, here only. Locally the emulator's Secrets Manager holds
+the same secrets, seeded by infra/local (stack bootstrap, paystack), and is reached
+through AWS_ENDPOINT_URL like every other client.
+
+This was powertools parameters' `SecretsProvider`: its module imports boto3 (the resource
+layer, which nothing of ours uses) on top of botocore, 70-80 ms of every cold start
+(about a quarter of the first-notification baseline, docs/cold-start.md), for a
+GetSecretValue and an expiry time.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 
 from core import aws
 from core.settings import get_settings
 
-_provider = None
 _lock = threading.Lock()
+_cache: dict[str, tuple[float, str]] = {}  # secret id -> (fetched at, monotonic; SecretString)
 
 
 class SecretMissing(RuntimeError):
     """A secret the code needs does not exist, cannot be read, or has the wrong shape."""
 
 
-def provider():
-    global _provider
-    with _lock:
-        if _provider is None:
-            from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
-            _provider = SecretsProvider(boto3_client=aws.client("secretsmanager"))  # the shared session
-    return _provider
-
-
 def clear_cache() -> None:
-    """Forget fetched values and the client (tests, the local stack, after a rotation here)."""
-    global _provider
+    """Forget fetched values (tests, the local stack, after a rotation here)."""
     with _lock:
-        _provider = None
+        _cache.clear()
+
+
+def _read(secret_id: str, force: bool) -> str:
+    max_age = get_settings().secrets_max_age
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get(secret_id)
+    if hit is not None and not force and now - hit[0] < max_age:
+        return hit[1]
+    c = _client()
+    try:
+        text = c.get_secret_value(SecretId=secret_id).get("SecretString")
+    except Exception as e:  # not found, no permission, unreachable: the caller says which secret
+        raise SecretMissing(f"secret {secret_id} cannot be read: {str(e)[:300]}") from None
+    if not isinstance(text, str) or not text:
+        raise SecretMissing(f"secret {secret_id} is empty")
+    if max_age > 0:
+        with _lock:
+            _cache[secret_id] = (now, text)
+    return text
 
 
 def get(secret_id: str, *, json_keys: tuple[str, ...] = (), force: bool = False):
     """A secret's value: a string, or (json_keys given) a dict holding at least those keys."""
-    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
-
-    s = get_settings()
+    text = _read(secret_id, force)
+    if not json_keys:
+        return text
     try:
-        value = provider().get(secret_id, max_age=s.secrets_max_age, transform="json" if json_keys else None,
-                               force_fetch=force)
-    except (GetParameterError, TransformParameterError) as e:
-        raise SecretMissing(f"secret {secret_id} cannot be read: {str(e)[:300]}") from None
-    if json_keys:
-        if not isinstance(value, dict) or any(not value.get(k) for k in json_keys):
-            raise SecretMissing(f"secret {secret_id} must be a JSON object with {', '.join(json_keys)}")
-    elif not isinstance(value, str) or not value:
-        raise SecretMissing(f"secret {secret_id} is empty")
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or any(not value.get(k) for k in json_keys):
+        raise SecretMissing(f"secret {secret_id} must be a JSON object with {', '.join(json_keys)}")
     return value
 
 
@@ -75,7 +86,7 @@ SHAPES: dict[str, tuple[str, ...]] = {
 
 
 def _client():
-    return provider().client
+    return aws.client("secretsmanager")
 
 
 def put(secret_id: str, value: str | dict, description: str = "") -> None:

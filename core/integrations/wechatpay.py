@@ -5,13 +5,17 @@ Configured from the `wechatpay` secret in Secrets Manager (merchant ids and keys
 API's base URL is a setting (FEIKONG_WECHATPAY_BASE_URL) so that local runs and tests
 talk to the emulator in infra/; that seam lives here and nowhere else.
 
-wechatpayv3 (with requests and cryptography, ~0.1 s to import) is imported when a client
-first verifies a notification or calls WeChat Pay, not with this module: most entry
-points that import the payment service never do either.
+wechatpayv3 (with requests, ~0.1 s to import) is imported when a client first calls
+WeChat Pay, not with this module. A notification is verified and decrypted with
+`cryptography` alone (the same three calls wechatpayv3.utils makes: PEM public key,
+RSA PKCS#1 v1.5 SHA-256, AES-256-GCM), so the notification function, which never calls
+WeChat Pay on its path, does not load wechatpayv3 at all (docs/cold-start.md).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import json
@@ -119,9 +123,12 @@ class WeChatPayClient:
 
     @cached_property
     def _public_key(self):
-        from wechatpayv3.utils import load_public_key
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-        return load_public_key(self.config.public_key)
+        pem = self.config.public_key.strip()
+        if not pem.startswith("-----BEGIN"):  # the key body alone, as the merchant platform shows it
+            pem = f"-----BEGIN PUBLIC KEY-----\n{pem}\n-----END PUBLIC KEY-----"
+        return load_pem_public_key(pem.encode("utf-8"))
 
     @staticmethod
     def _result(code: int, text, ok=(200, 204)) -> dict:
@@ -202,8 +209,6 @@ class WeChatPayClient:
         RSA-SHA256 signature over `timestamp\nnonce\nbody\n`, and AES-256-GCM decryption.
         Returns the notification with its `resource` decrypted (a dict), or raises
         NotificationRejected with a stable reason and the HTTP status to answer."""
-        from wechatpayv3.utils import aes_decrypt, rsa_verify
-
         h = headers if isinstance(headers, dict) else {}
         values = {name: _header(h, name) for name in NOTIFY_HEADERS}
         for name, pattern in NOTIFY_HEADERS.items():
@@ -231,17 +236,44 @@ class WeChatPayClient:
             raise NotificationRejected("stale_timestamp", 400, "时间戳过期")
         if values["Wechatpay-Serial"] != self.config.public_key_id:
             raise NotificationRejected("unknown_serial", 401, "签名验证失败")
-        if not rsa_verify(timestamp, values["Wechatpay-Nonce"], text, values["Wechatpay-Signature"], self._public_key):
+        if not _rsa_verify(self._public_key, f"{timestamp}\n{values['Wechatpay-Nonce']}\n{text}\n",
+                           values["Wechatpay-Signature"]):
             raise NotificationRejected("bad_signature", 401, "签名验证失败")
         try:
-            plain = aes_decrypt(nonce=resource["nonce"], ciphertext=resource["ciphertext"],
-                                associated_data=resource.get("associated_data", ""), apiv3_key=self.config.apiv3_key)
+            plain = _aes_gcm_decrypt(self.config.apiv3_key, resource["nonce"], resource["ciphertext"],
+                                     resource.get("associated_data", ""))
             decrypted = json.loads(plain) if plain is not None else None
         except (ValueError, TypeError, RecursionError):  # bad base64, nonce length, not UTF-8/JSON
             decrypted = None
         if not isinstance(decrypted, dict):
             raise NotificationRejected("undecryptable", 401, "通知解密失败")
         return {**data, "resource": decrypted}
+
+
+def _rsa_verify(public_key, message: str, signature: str) -> bool:
+    """WeChat Pay's response and notification signature: RSA PKCS#1 v1.5 over SHA-256, base64."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+    from cryptography.hazmat.primitives.hashes import SHA256
+
+    try:
+        public_key.verify(base64.b64decode(signature, validate=True), message.encode("utf-8"), PKCS1v15(), SHA256())
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _aes_gcm_decrypt(apiv3_key: str, nonce: str, ciphertext: str, associated_data: str) -> str | None:
+    """A notification's resource: AES-256-GCM with the APIv3 key; None when the tag does not verify."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        plain = AESGCM(apiv3_key.encode("utf-8")).decrypt(nonce.encode("utf-8"), base64.b64decode(ciphertext),
+                                                          associated_data.encode("utf-8"))
+    except InvalidTag:
+        return None
+    return plain.decode("utf-8")
 
 
 class NotificationRejected(Exception):

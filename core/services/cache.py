@@ -33,7 +33,7 @@ class TTLCache:
 
 # -- bounded memories of account and meter states ------------------------------------
 
-DEFAULT_STATE_CACHE_SIZE = Settings.model_fields["state_cache_size"].default  # bench/ingest.py measures the memory
+DEFAULT_STATE_CACHE_SIZE = Settings.state_cache_size  # bench/ingest.py measures the memory
 
 
 def state_cache_size() -> int:

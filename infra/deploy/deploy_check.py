@@ -31,10 +31,14 @@ from pathlib import Path
 
 from core.integrations.queues import QUEUES
 from core.store.schema import table_specs
+from infra.deploy.bytecode import compile_product
 from infra.deploy.resources import logical_id
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / ".serverless" / "cloudformation-template-update-stack.json"
+# pip (serverless-python-requirements) compiles the bundled libraries checked-hash when this is
+# set (py_compile's default), so their .pyc files stay valid in a zip that keeps no times
+REPRODUCIBLE_PYC = {"SOURCE_DATE_EPOCH": "315532800"}
 DUMMY_AWS = {
     "AWS_ACCESS_KEY_ID": "AKIAOFFLINEPACKAGING",
     "AWS_SECRET_ACCESS_KEY": "offline-packaging-only",
@@ -60,7 +64,8 @@ def serverless_package(stage: str = "dev") -> dict:
     sls = ROOT / "node_modules" / ".bin" / "serverless"
     if not sls.exists():
         raise CheckFailed("node_modules/.bin/serverless is missing: run `make deps` (npm ci)")
-    _run([str(sls), "package", "--stage", stage])
+    compile_product()  # our .pyc files ship with the code
+    _run([str(sls), "package", "--stage", stage], env=REPRODUCIBLE_PYC)
     return json.loads(TEMPLATE.read_text())
 
 
@@ -436,6 +441,7 @@ def zappa_package(stage: str = "dev") -> Path:
     venv = ROOT / ".venv-zappa"
     if not (venv / "bin" / "zappa").exists():
         raise CheckFailed(".venv-zappa is missing: run `make deps`")
+    compile_product()
     out = ROOT / ".local" / f"zappa-{stage}.zip"
     out.parent.mkdir(exist_ok=True)
     env = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "AWS_DEFAULT_REGION": "ap-east-1"}

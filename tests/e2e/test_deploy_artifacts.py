@@ -68,16 +68,37 @@ def test_serverless_package_cfn_lint_and_resources_match(template):
     assert "arn:aws:" not in text  # partition-neutral, so it deploys to AWS China too
     with zipfile.ZipFile(deploy_check.ROOT / ".serverless" / "feikong.zip") as z:
         top = {n.split("/")[0] for n in z.namelist()}  # our packages next to the bundled requirements
-    assert {"core", "functions"} <= top and not top & {"infra", "testkit", "tests", "bench", "bridge"}
+        assert {"core", "functions"} <= top and not top & {"infra", "testkit", "tests", "bench", "bridge"}
+        # bytecode ships, checked-hash (valid whatever times the zip keeps): ours and the libraries'
+        assert_checked_hash_bytecode(z, ("core/", "functions/", "pynamodb/", "aws_lambda_powertools/", "cachetools/"))
+
+
+def assert_checked_hash_bytecode(z: zipfile.ZipFile, prefixes: tuple[str, ...]) -> None:
+    """Every .py under `prefixes` has its cpython-311 .pyc beside it, flagged hash-based and
+    checked (PEP 552: flags 0b11), so Lambda's read-only code directory needs no compiling."""
+    names = set(z.namelist())
+    for prefix in prefixes:
+        sources = [n for n in names if n.startswith(prefix) and n.endswith(".py") and "/__pycache__/" not in n]
+        assert sources, prefix
+        for src in sources:
+            if not z.read(src).strip():  # an empty __init__.py zappa adds to a folder without one
+                continue
+            folder, _, file = src.rpartition("/")
+            pyc = f"{folder}/__pycache__/{file[:-3]}.cpython-311.pyc"
+            assert pyc in names, pyc
+            flags = int.from_bytes(z.read(pyc)[4:8], "little")
+            assert flags == 0b11, (pyc, flags)
 
 
 def test_zappa_packages_the_flask_app():
     out = deploy_check.zappa_package()
     with zipfile.ZipFile(out) as z:
         names = set(z.namelist())
+        assert_checked_hash_bytecode(z, ("miniprogram_api/", "core/", "flask/", "pynamodb/"))
     assert "miniprogram_api/app.py" in names and "core/services/ledger.py" in names
     assert "miniprogram_api/wsgi.py" in names and "miniprogram_api/templates/console/rooms.html" in names
-    assert not any(n.startswith(("tests/", "bench/", "node_modules/", "infra/", "testkit/")) for n in names)
+    assert not any(n.startswith(("tests/", "bench/", "node_modules/", "infra/", "testkit/", "cli/", ".")) for n in names)
+    assert not names & {"serverless.yml", "pyproject.toml", "package.json", "requirements-dev.txt"}
 
 
 # -- operations (docs/operations.md) ---------------------------------------------------

@@ -111,3 +111,28 @@ def test_finish_without_a_rotation_and_unknown_sites_are_refused(aws, capsys):
     assert code == 2 and "没有进行中的密钥轮换" in out
     code, out = run_cli(capsys, "rotate", "no-such-site", "--actor", "ops")
     assert code == 2 and "站点不存在" in out
+
+
+def test_secret_reads_are_cached_for_their_max_age_and_forced_reads_go_to_the_store(aws, setenv):
+    """core/integrations/secrets.py against the emulator: a value read once is served from
+    memory (a change in Secrets Manager is not seen) until read with force; with a max age
+    of 0 every read asks; a missing secret or a wrong shape names the secret."""
+    import uuid
+
+    import pytest
+
+    from core.integrations import secrets
+
+    sid = f"feikong/test/cache-{uuid.uuid4().hex[:8]}"
+    secrets.put(sid, {"current": "k1"})
+    assert secrets.get(sid, json_keys=("current",)) == {"current": "k1"}
+    boto3.client("secretsmanager").put_secret_value(SecretId=sid, SecretString='{"current": "k2"}')
+    assert secrets.get(sid, json_keys=("current",))["current"] == "k1"  # cached
+    assert secrets.get(sid, json_keys=("current",), force=True)["current"] == "k2"
+    setenv("FEIKONG_SECRETS_MAX_AGE", "0")
+    boto3.client("secretsmanager").put_secret_value(SecretId=sid, SecretString='{"current": "k3"}')
+    assert secrets.get(sid, json_keys=("current",))["current"] == "k3"
+    with pytest.raises(secrets.SecretMissing, match=f"secret {sid} must be a JSON object with current, previous"):
+        secrets.get(sid, json_keys=("current", "previous"))
+    with pytest.raises(secrets.SecretMissing, match="secret feikong/test/none-such cannot be read"):
+        secrets.get("feikong/test/none-such")

@@ -51,3 +51,22 @@ def test_prod_refuses_the_local_stack_in_one_message(paystack, setenv):
 def test_dev_with_the_local_stack_starts(paystack):
     paystack.apply_env()
     check_start(BASE | TENANT_LOGIN | WECHATPAY)
+
+
+def test_the_flask_app_answers_503_until_its_deployment_checks_out(aws, setenv):
+    """wsgi's app checks before its first request (not at import): a missing secret is a
+    503 on every route, the reason in the log; once the secret is there it serves."""
+    from core.services import startup
+    from miniprogram_api.app import create_app
+
+    startup.reset()
+    setenv("FEIKONG_JWT_SECRET_ID", "feikong/dev/no-such-jwt")
+    forget()
+    client = create_app(check_start=True).test_client()
+    for path in ("/health", "/api/v1/accounts"):
+        r = client.get(path)
+        assert r.status_code == 503 and r.get_json()["error"]["code"] == "not_configured", path
+    setenv("FEIKONG_JWT_SECRET_ID", "feikong/dev/jwt")  # the local stack's secret
+    forget()
+    assert client.get("/health").status_code == 200
+    assert client.get("/api/v1/accounts").status_code == 401  # now the route itself answers

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted(f"functions.{p.stem}" for p in (ROOT / "functions").glob("*.py") if p.stem != "__init__")
 LAZY = ("botocore.session", "botocore.client", "boto3", "pynamodb", "wechatpayv3", "wechatpy", "requests", "jwt",
-        "cryptography", "holidays", "chinese_calendar")
+        "cryptography", "holidays", "chinese_calendar", "aws_xray_sdk")  # X-Ray: on the first traced invocation
 
 
 def _loaded_after_import(modules: list[str]) -> set[str]:
@@ -31,10 +31,11 @@ def test_each_handler_module_loads_no_store_and_no_sdk():
         assert _heavy(loaded, (*LAZY, "core.store", "core.services.payments", "core.services.ingest")) == [], handler
 
 
-def test_the_flask_app_module_leaves_wechat_tokens_and_calendars_for_first_use():
-    loaded = _loaded_after_import(["miniprogram_api.app"])
-    assert {"flask", "core.services.payments", "core.integrations.wechatpay"} <= loaded
-    assert _heavy(loaded, ("wechatpayv3", "wechatpy", "requests", "jwt", "holidays", "chinese_calendar")) == []
+def test_the_flask_app_object_loads_flask_and_leaves_the_store_and_sdks_for_the_first_request():
+    loaded = _loaded_after_import(["miniprogram_api.wsgi"])
+    assert {"flask", "miniprogram_api.tenant", "miniprogram_api.services"} <= loaded
+    assert _heavy(loaded, (*LAZY, "core.store", "core.services.payments", "core.services.auth",
+                           "core.integrations.wechatpay")) == []
 
 
 def test_the_calendar_loads_its_libraries_on_the_first_day_asked():

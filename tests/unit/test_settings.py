@@ -4,6 +4,8 @@ out by hand from the variables set here."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from core.settings import (
@@ -42,7 +44,7 @@ def test_read_once_and_frozen_until_reset(env):
     assert get_settings() is s  # read once per process
     reset_settings()
     assert get_settings().offline_minutes == 50
-    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.stage = "prod"
 
 
@@ -52,6 +54,32 @@ def test_a_bad_value_names_its_variable(env):
     with pytest.raises(SettingsError) as e:
         get_settings()
     assert "FEIKONG_RECHARGE_MIN_FEN" in str(e.value) and "FEIKONG_CONSOLE_OPEN" in str(e.value)
+
+
+def test_values_convert_by_type_and_every_bad_one_is_reported_at_once(env):
+    env.setenv("FEIKONG_CONSOLE_OPEN", " Yes ")
+    env.setenv("FEIKONG_WECHATPAY_READ_TIMEOUT", "2.5")
+    env.setenv("FEIKONG_MAX_GAP_HOURS", "36")
+    env.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    s = get_settings()
+    assert (s.console_open, s.wechatpay_read_timeout, s.max_gap_hours, s.max_clock_skew_minutes, s.aws_endpoint) == \
+        (True, 2.5, 36.0, None, "http://127.0.0.1:5000")
+    reset_settings()
+    for name, value in {"FEIKONG_OFFLINE_MINUTES": "thirty", "FEIKONG_WECHATPAY_READ_TIMEOUT": "0",
+                        "FEIKONG_MAX_GAP_HOURS": "nan", "FEIKONG_SECRETS_MAX_AGE": "-1",
+                        "FEIKONG_STATE_CACHE_SIZE": "1.5"}.items():
+        env.setenv(name, value)
+    with pytest.raises(SettingsError) as e:
+        get_settings()
+    message = str(e.value)
+    for part in ("FEIKONG_OFFLINE_MINUTES: must be an integer (got 'thirty')",
+                 "FEIKONG_WECHATPAY_READ_TIMEOUT: must be greater than 0 (got 0.0)",
+                 "FEIKONG_MAX_GAP_HOURS: must be a finite number (got nan)",
+                 "FEIKONG_SECRETS_MAX_AGE: must be at least 0 (got -1)",
+                 "FEIKONG_STATE_CACHE_SIZE: must be an integer (got '1.5')"):
+        assert part in message
+    with pytest.raises(SettingsError, match="FEIKONG_RECHARGE_MIN_FEN: must be at least 1"):
+        Settings(recharge_min_fen=0)  # made in code, checked the same way
 
 
 def test_secret_ids_default_per_stage_and_can_be_named(env):
