@@ -8,7 +8,7 @@ ZAPPA_VENV := .venv-zappa
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: demo test soak bench lint deps deploy-check resources clean
+.PHONY: demo test soak bench lint deps deploy-check resources clean vendor browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
@@ -37,10 +37,25 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-deps: $(VENV)/.installed $(ZAPPA_VENV)/.installed-pyc $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) node_modules/.installed
+# the console's browser assets, from npm, served by the app itself (no CDN: docs/console.md)
+VENDOR := miniprogram_api/static/vendor
+VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/echarts.min.js
+$(VENDOR)/htmx.min.js: node_modules/.installed
+	@mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+$(VENDOR)/echarts.min.js: node_modules/.installed
+	@mkdir -p $(VENDOR)
+	cp node_modules/echarts/dist/echarts.min.js $@
+vendor: $(VENDOR_FILES)
+
+# the browser tests drive Debian's Chromium (never a Playwright browser download) with a CJK font
+browser:
+	bash infra/local/browser_deps.sh
+
+deps: $(VENV)/.installed $(ZAPPA_VENV)/.installed-pyc $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION) node_modules/.installed vendor browser
 
 ## make demo: run the whole product locally (emulated AWS, seeded property, web app on :8000)
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed vendor
 	$(PY) -m infra.demo
 
 ## make test: lint, layering contracts, unit + integration + e2e tests, offline deploy checks
@@ -54,7 +69,7 @@ soak: $(VENV)/.installed
 ## make bench: every benchmark, each on its own emulator; fails if any misses a target (all still run)
 bench: $(VENV)/.installed
 	@failed=""; \
-	for b in ledger ingest webhook pay_to_power cold_import cost; do \
+	for b in ledger ingest webhook pay_to_power cold_import cost console; do \
 		bash infra/local/with_stack.sh $(PY) bench/$$b.py || failed="$$failed $$b"; \
 	done; \
 	$(PY) bench/bus.py || failed="$$failed bus"; \

@@ -70,13 +70,13 @@ class Settings:
     # ledger audit
     audit_batch_size: int = field(default=100, metadata=_at_least(1))
     audit_queue_url: str = ""  # serverless.yml: !Ref LedgerAuditQueue; locally found by name
-    # console (no admin login yet: only the demo and tests open it)
-    console_open: bool = False
+    # console
     default_property: str = ""
     # secrets: ids (names or ARNs) in Secrets Manager, never values
     jwt_secret_id: str = ""  # HS256 key of tenant tokens (32+ characters)
     wechat_secret_id: str = ""  # JSON {"appid", "secret"}: the mini-program's credentials
     wechatpay_secret_id: str = ""  # JSON: the merchant's configuration and keys (core/integrations/wechatpay.py)
+    console_secret_id: str = ""  # the console's session-signing key (32+ characters; docs/console.md)
     site_secret_prefix: str = ""  # + site id: JSON {"current", "previous"?}: a site's signing keys
     secrets_max_age: int = field(default=300, metadata=_at_least(0))  # seconds a fetched secret is cached
     # the AWS endpoint (only the production guard reads it here: botocore finds it itself)
@@ -97,7 +97,7 @@ class Settings:
         return f"{SERVICE}-{self.stage}-{name}"
 
     def secret_id(self, name: str) -> str:
-        """The Secrets Manager id of secret `name` (jwt, wechat, wechatpay)."""
+        """The Secrets Manager id of secret `name` (jwt, wechat, wechatpay, console)."""
         return getattr(self, f"{name}_secret_id") or f"{SERVICE}/{self.stage}/{name}"
 
     def site_secret_id(self, site_id: str) -> str:
@@ -177,7 +177,7 @@ def resource_name(name: str) -> str:
 
 # -- what an entry point needs --------------------------------------------------------
 
-SECRET_NAMES = ("jwt", "wechat", "wechatpay")  # + "sites": the site secrets, one per site
+SECRET_NAMES = ("jwt", "wechat", "wechatpay", "console")  # + "sites": the site secrets, one per site
 
 
 @dataclass(frozen=True)
@@ -212,6 +212,7 @@ SITES = needs(secrets=("sites",))  # signs commands to sites, verifies their mes
 WECHATPAY = needs(secrets=("wechatpay",))
 TENANT_LOGIN = needs(secrets=("jwt", "wechat"))
 LEDGER_AUDIT = needs(("audit_queue_url",))
+CONSOLE = needs(secrets=("console",))  # signs the console's session cookies and CSRF tokens
 
 
 # -- the production guard ---------------------------------------------------------------
@@ -224,6 +225,7 @@ DEMO_SECRETS = frozenset({
     "app-secret-for-local-runs",  # the WeChat API emulator's app secret
     "0123456789abcdefghijklmnopqrstuv",  # the WeChat Pay emulator's APIv3 key
     "test-jwt-secret-that-is-long-enough-0123456789",
+    "local-only-console-secret-" + "y" * 20,  # the local stack's console session key
 })
 LOCAL_HOSTS = ("localhost", "0.0.0.0", "::1")  # and 127.*
 
@@ -248,8 +250,6 @@ def production_problems(s: Settings, secret_values: dict[str, str] | None = None
     if not s.prod:
         return []
     problems = []
-    if s.console_open:
-        problems.append(f"{env_name('console_open')}=1 opens the console without an admin login")
     for name in ("aws_endpoint", "wechatpay_base_url", "wechat_api_base"):
         url = getattr(s, name)
         if url and _local(url):

@@ -12,13 +12,13 @@ import threading
 from flask import Flask, jsonify
 
 from core.domain.money import yuan
-from core.settings import BASE, SITES, TENANT_LOGIN, WECHATPAY
-from miniprogram_api import console, errors, tenant
+from core.settings import BASE, CONSOLE, SITES, TENANT_LOGIN, WECHATPAY
+from miniprogram_api import admin_auth, console, console_ops, errors, tenant
 
 # What the app needs deployed (checked at start by wsgi.py, offline against
 # zappa_settings.json by infra/deploy/deploy_check.py): tenant logins, recharges (a credit
-# may restore supply: commands signed for the site).
-NEEDS = BASE | TENANT_LOGIN | WECHATPAY | SITES
+# may restore supply: commands signed for the site), the console's session key.
+NEEDS = BASE | TENANT_LOGIN | WECHATPAY | SITES | CONSOLE
 
 
 def create_app(check_start: bool = False) -> Flask:
@@ -41,12 +41,17 @@ def create_app(check_start: bool = False) -> Flask:
         return jsonify(result), 200 if result["status"] == "ok" else 503
 
     app.register_blueprint(tenant.bp)
-    if console.enabled():
-        app.register_blueprint(console.bp)
-    else:
-        @app.get("/")
-        def index():
-            return jsonify({"service": "feikong", "health": "/health"})
+    admin_auth.init_app(app, exempt=(tenant.bp,))  # console logins, sessions, CSRF
+    app.register_blueprint(console.bp)
+    app.register_blueprint(console_ops.bp)  # sites, audit log, OpenAPI document
+    from miniprogram_api import console_room
+    app.register_blueprint(console_room.bp)  # room detail (房间详情)
+    from miniprogram_api import console_tariffs
+    app.register_blueprint(console_tariffs.bp)  # tariffs (电价方案), anomaly review (异常审核)
+    from miniprogram_api import console_actions
+    app.register_blueprint(console_actions.bp)  # room actions (房间操作)
+    from miniprogram_api import console_admin
+    app.register_blueprint(console_admin.bp)  # property settings (物业设置), users (用户管理)
 
     return app
 

@@ -16,6 +16,7 @@ from core.domain.errors import FeikongError, ValidationError
 
 MAX_BODY_BYTES = 64 * 1024  # the API's bodies are a few hundred bytes
 MAX_JSON_DEPTH = 32
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 HTTP_ERRORS = {
     400: ("bad_request", "请求格式错误"),
@@ -52,10 +53,13 @@ def json_depth(text: str) -> int:
 
 
 def check_body() -> None:
-    """A request body must be UTF-8 JSON of bounded size and depth; it is parsed once
-    here (into g.json_body), before any view or service sees the request."""
-    raw = request.get_data(cache=True)
+    """A request body must be UTF-8 JSON of bounded size and depth (or a form: the
+    console's); it is parsed once here (into g.json_body), before any view or service
+    sees the request."""
     g.json_body = None
+    if request.mimetype in FORM_TYPES:  # console forms: werkzeug parses them (size capped above)
+        return
+    raw = request.get_data(cache=True)
     if not raw:
         return
     try:
@@ -78,13 +82,35 @@ def json_object() -> dict:
     return data
 
 
+API_PREFIXES = ("/api/", "/admin/api", "/wechatpay/")
+
+
+def _for_a_person() -> bool:
+    """A console page opened in a browser (not the APIs, not an htmx swap, not JSON): the
+    error is a page in Chinese rather than a JSON body."""
+    return (not request.path.startswith(API_PREFIXES) and request.headers.get("HX-Request") != "true"
+            and request.accept_mimetypes.best in ("text/html", "application/xhtml+xml"))
+
+
+def _error_page(status: int, code: str, message: str):
+    from flask import render_template
+
+    return render_template("console/error.html", status=status, code=code, message=message), status
+
+
 def feikong_error(e: FeikongError):
+    if _for_a_person():
+        body = e.to_body()["error"]
+        return _error_page(e.status, body["code"], body["message"])
     return jsonify(e.to_body()), e.status
 
 
 def http_error(e: HTTPException):
-    """Every HTTP error (404, 405, 413, ...) in the JSON error format, headers kept (Allow)."""
+    """Every HTTP error (404, 405, 413, ...) in the JSON error format, headers kept (Allow);
+    a page in Chinese for a person's browser."""
     code, message = HTTP_ERRORS.get(e.code or 500, ("http_error", "请求无法处理"))
+    if _for_a_person() and (e.code or 500) != 405:
+        return _error_page(e.code or 500, code, message)
     response = e.get_response()
     response.set_data(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
     response.content_type = "application/json"

@@ -344,8 +344,9 @@ class FakeEvents:
     def get_event(self, subject: Subject, event_id: str) -> Event | None:
         return self.db.events.get((subject, event_id))
 
-    def set_event_status(self, subject: Subject, event_id: str, expected: str, status: str, by: str) -> bool:
-        return not self.db.commit([DecideEvent(subject, event_id, expected, status, by)])
+    def set_event_status(self, subject: Subject, event_id: str, expected: str, status: str, by: str,
+                         data: dict | None = None) -> bool:
+        return not self.db.commit([DecideEvent(subject, event_id, expected, status, by, dict(data or {}))])
 
 
 class FakeOrders:

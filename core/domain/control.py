@@ -278,10 +278,16 @@ def next_look(now: datetime, expires_at: str) -> datetime:
     return min(now + RECHECK_LIVE, datetime.fromisoformat(expires_at))
 
 
-def intended_relay(cut_state: str, billing_mode: str, meter_keep_supply: bool, retired: bool) -> str | None:
+def intended_relay(cut_state: str, billing_mode: str, meter_keep_supply: bool, retired: bool,
+                   manual_open: bool = False) -> str | None:
     """The relay state a meter should report; None when the cloud does not steer it
-    (meter-side billing keeps its own relay, a retired meter is gone)."""
-    if billing_mode != "cloud" or retired:
+    (meter-side billing keeps its own relay, a retired meter is gone). An admin's manual
+    trip (`manual_open`, held until their manual close) keeps it open whatever the money."""
+    if retired:
+        return None
+    if manual_open:
+        return OPEN_RELAY
+    if billing_mode != "cloud":
         return None
     if cut_state == CUT_DONE and not meter_keep_supply:
         return OPEN_RELAY

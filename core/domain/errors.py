@@ -31,6 +31,16 @@ class ValidationError(FeikongError):
     code = "invalid_input"
 
 
+class Unauthorized(FeikongError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(FeikongError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(FeikongError):
     status = 404
     code = "not_found"

@@ -38,6 +38,7 @@ class MeterState:
     purchase_pending: int | None = None
     purchase_pending_amount: int | None = None
     purchase_attempt: int = 0
+    manual_open: bool = False  # an admin's manual trip holds the relay open
 
 
 @dataclass(frozen=True)

@@ -327,9 +327,9 @@ class ChargeLine:
         return {
             "kind": self.kind,
             "label": self.label,
-            "quantity": str(self.quantity.normalize()),
+            "quantity": format(self.quantity.normalize(), "f"),  # "10", never "1E+1"
             "unit_price": str(self.unit_price),
-            "amount": str(self.amount.normalize()),
+            "amount": format(self.amount.normalize(), "f"),
             "period": self.period,
             "tier": self.tier,
             "component": self.component,

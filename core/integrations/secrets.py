@@ -72,13 +72,14 @@ def get(secret_id: str, *, json_keys: tuple[str, ...] = (), force: bool = False)
 
 
 def named(name: str):
-    """One of the deployment's secrets by name (jwt, wechat, wechatpay), in its shape."""
+    """One of the deployment's secrets by name (jwt, wechat, wechatpay, console), in its shape."""
     s = get_settings()
     return get(s.secret_id(name), json_keys=SHAPES[name])
 
 
 SHAPES: dict[str, tuple[str, ...]] = {
     "jwt": (),
+    "console": (),  # the console's session key: a string of 32+ characters
     "wechat": ("appid", "secret"),
     "wechatpay": ("appid", "mchid", "cert_serial", "private_key", "apiv3_key", "public_key_id", "public_key",
                   "notify_url"),

@@ -16,7 +16,7 @@ from types import ModuleType
 from aws_lambda_powertools import Logger
 
 from core.domain.clock import Clock, utcnow
-from core.domain.errors import FeikongError, ValidationError
+from core.domain.errors import Unauthorized, ValidationError
 from core.domain.naming import id_problem, require_id
 from core.domain.sessions import (
     Refresh,
@@ -36,11 +36,6 @@ from core.store import sessions as sstore
 
 ISSUER = "feikong"
 log = Logger(service="feikong", child=True)
-
-
-class Unauthorized(FeikongError):
-    status = 401
-    code = "unauthorized"
 
 
 @dataclass(frozen=True)

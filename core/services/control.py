@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from core.domain import control as policy
 from core.domain.clock import Clock, utcnow
 from core.domain.directory import RelayState, Site
-from core.domain.errors import NotFound, ValidationError, WriteRefused
+from core.domain.errors import Conflict, NotFound, ValidationError, WriteRefused
 from core.domain.events import Event, Subject
 from core.domain.ledger import AccountState, Entry, format_time
 from core.domain.meters import MeterState
@@ -300,7 +300,8 @@ class Control:
         for m in meters:
             if m.account_id != state.account_id:  # moved to another account since it was cached
                 continue
-            intended = policy.intended_relay(decision.cut_state, m.billing_mode, m.keep_supply, m.retired)
+            intended = policy.intended_relay(decision.cut_state, m.billing_mode, m.keep_supply, m.retired,
+                                             m.manual_open)
             if intended is not None and policy.relay_op(intended) == op:
                 out.append(m)
         return out
@@ -411,7 +412,7 @@ class Control:
 
     def _reconcile_relay(self, m: MeterState, cut_state: str, now: datetime) -> datetime | None:
         """None when the meter reports what it should; else when to look again."""
-        intended = policy.intended_relay(cut_state, m.billing_mode, m.keep_supply, m.retired)
+        intended = policy.intended_relay(cut_state, m.billing_mode, m.keep_supply, m.retired, m.manual_open)
         if intended is None:
             return None
         op = policy.relay_op(intended)
@@ -530,6 +531,41 @@ class Control:
         self.events.put_event(Event(Subject.meter(meter_id), f"keep_supply:{now}:{uuid.uuid4().hex[:8]}", "settings",
                                     property_id, now, message="保电已开启" if keep else "保电已取消",
                                     data={"actor": actor, "keep_supply": keep}))
+
+    def manual_relay(self, property_id: str, meter_id: str, op: str, reason: str, actor: str) -> policy.Command:
+        """An admin's manual trip or close of one meter, kept reconciled: a TRIP holds the
+        meter open (its intended state) until a manual CLOSE lifts the hold, so the
+        reconciler neither undoes the trip nor forgets it; the account is flagged so that a
+        lost command is retried. A CLOSE of a meter whose account is cut for money is
+        refused (pay, raise the overdraft or turn on keep-supply instead)."""
+        if op not in policy.RELAY_OPERATIONS:
+            raise ValidationError("操作必须是 TRIP（分闸）或 CLOSE（合闸）", code="op_invalid")
+        reason = (reason or "").strip() if isinstance(reason, str) else ""
+        if not reason:
+            raise ValidationError("请填写操作原因", code="reason_required", field="reason")
+        if len(reason) > 100:
+            raise ValidationError("操作原因不能超过 100 个字", code="reason_too_long", field="reason")
+        m = self.meters.load_meter(meter_id)
+        if m is None or m.property_id != property_id:
+            raise NotFound("表计不存在", code="meter_not_found")
+        if m.retired:
+            raise Conflict("该表已被更换，不能操作", code="meter_retired")
+        if op == policy.CLOSE:
+            state = self.ledger.state(m.account_id, fresh=True)
+            cut = (state.control.get("cut_state") or policy.CUT_NONE) == policy.CUT_DONE
+            if cut and m.billing_mode == "cloud" and not m.keep_supply:
+                raise Conflict("该账户因余额不足已断电，请先充值、调高透支额度或开启保电后再合闸",
+                               code="account_cut")
+        self.meters.set_manual_open(meter_id, op == policy.TRIP, reason)
+        self.supply_changed(m.account_id)  # a lost order is retried by the reconciler
+        m = self.meters.load_meter(meter_id)
+        command = self._issue_relay(m, op, "manual", actor, 1)
+        now = format_time(self.clock())
+        self.events.put_event(Event(Subject.meter(meter_id), f"manual:{command.command_id}", "manual_relay",
+                                    property_id, now, message=("手动分闸：" if op == policy.TRIP else "手动合闸：") + reason,
+                                    data={"actor": actor, "op": op, "reason": reason,
+                                          "command_id": command.command_id}))
+        return command
 
     # -- the tick ----------------------------------------------------------------------
 

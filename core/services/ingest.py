@@ -76,6 +76,10 @@ class Ingest:
             return {"command_result": msg.get("command_id")}
         if kind == "meter_event":
             self._meter_event(msg, s.property_id)
+        if kind == "heartbeat":  # the site's last heartbeat, for the console (core/services/site_status.py)
+            from core.services import site_status
+
+            site_status.record_heartbeat(msg, self.clock())
         return {kind: "recorded"}
 
     def _security_event(self, msg: dict, s) -> None:
@@ -359,11 +363,13 @@ class Ingest:
             self.control.apply(state, decision, req.cause)
         return entry
 
-    def reject_anomaly(self, property_id: str, meter_id: str, event_id: str, actor: str) -> None:
+    def reject_anomaly(self, property_id: str, meter_id: str, event_id: str, actor: str, reason: str = "") -> None:
+        """Close an open jump or gap unbilled (its usage is never charged); `reason` is kept on the event."""
         e = self.events.get_event(Subject.meter(meter_id), event_id)
         if e is None or e.property_id != property_id or e.type != "anomaly":
             raise NotFound("异常记录不存在", code="anomaly_not_found")
-        if not self.events.set_event_status(e.subject, event_id, "open", "rejected", actor):
+        if not self.events.set_event_status(e.subject, event_id, "open", "rejected", actor,
+                                            {"reason": reason} if reason else None):
             raise ConditionFailed("该异常已处理", code="anomaly_decided")
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from core.domain import rating as rules
+from core.domain.admins import AdminPrincipal
 from core.domain.clock import utcnow
-from core.domain.errors import NotFound, ValidationError
+from core.domain.errors import Conflict, NotFound, ValidationError
 from core.domain.ledger import format_time, parse_time
 from core.domain.money import yuan
 from core.domain.rating import Baseline, MeterReading
-from core.domain.tariff import Plan, parse_plan
+from core.domain.tariff import PERIODS, Plan, parse_plan
+from core.domain.tariff_edit import check_revision, version_state
 from core.protocol import messages
+from core.services import action_log
 from core.services.cache import TTLCache
 from core.settings import get_settings
 from core.store import directory as dstore
@@ -33,18 +37,166 @@ def rating_limits() -> tuple[timedelta, timedelta]:
             timedelta(minutes=skew) if skew is not None else rules.MAX_CLOCK_SKEW)
 
 
-def import_plan(property_id: str, document: dict, actor: str) -> Plan:
-    """Validate and store a plan (a new version replaces the document; past versions
-    must be kept in it, since readings are rated by the version in force at their time)."""
+def edit_lead() -> timedelta:
+    """How far ahead of now a new or changed plan version must start: the allowed clock
+    skew of a read time (a reading up to that far ahead may be billed already), and at
+    least the plan cache's minute (every process sees the change before it applies)."""
+    return max(rating_limits()[1], timedelta(minutes=1))
+
+
+def import_plan(property_id: str, document: dict, actor: str, *, create: bool = False,
+                expected_at: str | None = None, now: datetime | None = None) -> Plan:
+    """Validate and store a plan. A stored plan keeps every version already in force
+    unchanged (readings were rated by them) and gains versions only from now + edit_lead()
+    on (core.domain.tariff_edit.check_revision); re-importing the same document changes
+    nothing. create: the plan id must be new. expected_at: the plan's updated_at as the
+    caller read it (a change made meanwhile by someone else is refused, never overwritten)."""
     plan = parse_plan(document)
-    existing = store.get_tariff(plan.plan_id)
-    if existing and existing[0] != property_id:
+    now = now or utcnow()
+    found = store.tariff_record(plan.plan_id)
+    if found is not None and found["property_id"] != property_id:
+        if create:
+            raise Conflict("方案编号已被使用，请换一个", code="plan_exists", field="plan_id")
         raise NotFound("电价方案不存在", code="plan_not_found")
+    if found is not None and create:
+        raise Conflict("方案编号已存在，请换一个或编辑该方案", code="plan_exists", field="plan_id")
     if dstore.get_property(property_id) is None:
         raise NotFound("物业不存在", code="property_not_found")
-    store.put_tariff(plan.plan_id, property_id, document, format_time(utcnow()), actor)
+    old = parse_plan(found["document"]) if found is not None else None
+    check_revision(old, plan, now, edit_lead())
+    if expected_at is not None and found is not None and found["updated_at"] != expected_at:
+        raise Conflict(STALE, code="plan_changed")
+    if not store.put_tariff_if(plan.plan_id, property_id, document, format_time(now), actor,
+                               found["updated_at"] if found is not None else None):
+        raise Conflict(STALE, code="plan_changed")
     _plans.clear()
     return plan
+
+
+STALE = "方案已被他人修改，请刷新页面后重试"
+
+
+def property_of(property_id: str):
+    """The property record (name, time zone) a console page shows."""
+    p = dstore.get_property(property_id)
+    if p is None:
+        raise NotFound("物业不存在", code="property_not_found")
+    return p
+
+
+def list_plans(property_id: str, now: datetime | None = None) -> list[dict]:
+    """A property's plans for the console: each with its versions (local effective time,
+    prices, schedules, tiers, components, state past / current / future)."""
+    now = now or utcnow()
+    return [_summary(r, now) for r in store.tariffs_of_property(property_id)]
+
+
+def plan_record(property_id: str, plan_id: str, now: datetime | None = None) -> dict:
+    """One plan of the property (404 for another property's), summarised as in list_plans,
+    with its document."""
+    found = store.tariff_record(plan_id)
+    if found is None or found["property_id"] != property_id:
+        raise NotFound("电价方案不存在", code="plan_not_found")
+    return _summary(found, now or utcnow())
+
+
+def _summary(record: dict, now: datetime) -> dict:
+    doc = record["document"]
+    p = parse_plan(doc)
+    lead = edit_lead()
+    raw = sorted(doc["versions"], key=lambda v: parse_plan_time(v["effective_from"]))
+    versions = []
+    for i, (v, rv) in enumerate(zip(p.versions, raw, strict=True)):
+        following = p.versions[i + 1].effective_from if i + 1 < len(p.versions) else None
+        state = version_state(v.effective_from, following, now)
+        versions.append({
+            "index": i, "effective_from": v.effective_from.astimezone(p.tz).isoformat(),
+            "effective_local": v.effective_from.astimezone(p.tz).strftime("%Y-%m-%d %H:%M"),
+            "state": state, "editable": v.effective_from > now + lead,
+            "prices": {k: str(v.prices[k]) for k in PERIODS if k in v.prices},
+            "schedules": [{"months": s.get("months", list(range(1, 13))), "day_types": s.get("day_types"),
+                           "intervals": s.get("intervals") or []} for s in rv.get("schedules") or []],
+            "tiers": rv.get("tiers"), "components": rv.get("components") or [], "document": rv,
+        })
+    return {"plan_id": p.plan_id, "name": p.name, "utility": p.utility, "unit": p.unit, "timezone": p.timezone,
+            "versions": versions, "updated_at": record["updated_at"], "updated_by": record["updated_by"],
+            "updated_local": parse_plan_time(record["updated_at"]).astimezone(p.tz).strftime("%Y-%m-%d %H:%M"),
+            "document": doc}
+
+
+def parse_plan_time(text: str) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def _log_view(doc: dict) -> dict:
+    """A plan document as the action log keeps it (bounded): name and versions' prices."""
+    versions = [{"effective_from": v.get("effective_from"), "prices": v.get("prices"),
+                 "tiers": bool(v.get("tiers")), "components": [c.get("code") for c in v.get("components") or []]}
+                for v in doc.get("versions") or []]
+    return {"name": doc.get("name"), "utility": doc.get("utility"), "versions": versions[-12:]}
+
+
+def save_plan(who: AdminPrincipal, property_id: str, document: object, *, action: str, ip: str = "",
+              create: bool = False, expected_at: str | None = None, now: datetime | None = None) -> Plan:
+    """A console change of a plan (form, JSON or file import), recorded in the action log
+    with the plan before and after."""
+    if not isinstance(document, dict):
+        raise ValidationError("电价方案必须是 JSON 对象", code="tariff_invalid")
+    plan_id = document.get("plan_id")
+    found = store.tariff_record(plan_id) if isinstance(plan_id, str) and plan_id else None
+    before = _log_view(found["document"]) if found is not None and found["property_id"] == property_id else None
+    plan = import_plan(property_id, document, f"admin:{who.admin_id}", create=create, expected_at=expected_at,
+                       now=now)
+    action_log.record(who, action, property_id=property_id, target=f"tariff:{plan.plan_id}", before=before,
+                      after=_log_view(document), ip=ip)
+    return plan
+
+
+def with_version(document: dict, version: dict, index: int | None = None, name: str | None = None) -> dict:
+    """The document with `version` added (index None) or in place of version `index` (in
+    effective order), and the plan renamed if `name` is given."""
+    doc = json.loads(json.dumps(document))
+    versions = sorted(doc["versions"], key=lambda v: parse_plan_time(v["effective_from"]))
+    if index is None:
+        versions.append(version)
+    elif 0 <= index < len(versions):
+        versions[index] = version
+    else:
+        raise NotFound("版本不存在", code="version_not_found")
+    doc["versions"] = versions
+    if name is not None:
+        doc["name"] = name
+    return doc
+
+
+def preview_usage(document: dict, start: datetime, end: datetime, *, start_total: str | None = None,
+                  end_total: str | None = None, by_period: dict[str, str] | None = None,
+                  rated_kw: object = PREVIEW_RATED_KW) -> dict:
+    """电价试算 of one interval: the meter read `start_total` at start and `end_total` at
+    end, or (by_period) it used those quantities per TOU register. Two readings judged and
+    rated by preview (production's rating.judge) with the offline-gap limit raised to the
+    interval (one long interval is what is asked about, not a meter gone silent); the
+    result adds `by_period`: the charge per period, tier and component."""
+    if end <= start:
+        raise ValidationError("结束时间必须晚于开始时间", code="interval_invalid", field="end_at")
+    if by_period:
+        zero = {p: "0" for p in by_period}
+        total = sum((Decimal(q) for q in by_period.values()), Decimal(0))
+        readings = [{"read_at": start.isoformat(), "total": "0", "registers": zero},
+                    {"read_at": end.isoformat(), "total": str(total), "registers": dict(by_period)}]
+    else:
+        readings = [{"read_at": start.isoformat(), "total": start_total},
+                    {"read_at": end.isoformat(), "total": end_total}]
+    gap = max(rating_limits()[0], end - start + timedelta(seconds=1))
+    result = preview(document, readings, rated_kw, gap)
+    lines = []
+    for c in result["charges"]:
+        lines += c["lines"]
+    for a in result["anomalies"]:
+        lines += a.get("lines") or []
+    result["lines"] = lines
+    result["exact_yuan"] = format(sum((Decimal(x["amount"]) for x in lines), Decimal(0)).normalize(), "f")
+    return result
 
 
 def export_plan(property_id: str, plan_id: str) -> dict:
@@ -127,7 +279,7 @@ def preview(document: dict, readings: list[dict], rated_kw: object = PREVIEW_RAT
             charges.append({
                 "seq": r.seq, "from": local(baseline.read_at), "to": local(r.read_at),
                 "quantity": str(c.quantity), "fen": c.fen, "yuan": yuan(c.fen),
-                "exact_yuan": str(c.exact_yuan.normalize()), "lines": [line.to_dict() for line in c.lines],
+                "exact_yuan": format(c.exact_yuan.normalize(), "f"), "lines": [line.to_dict() for line in c.lines],
             })
         elif v.is_anomaly:
             a = {"seq": r.seq, "read_at": local(r.read_at), "kind": v.action, "name": rules.ANOMALY_NAMES[v.action],
@@ -141,7 +293,7 @@ def preview(document: dict, readings: list[dict], rated_kw: object = PREVIEW_RAT
     remainder = baseline.carry.remainder_fen if baseline is not None else Decimal(0)
     return {"plan_id": p.plan_id, "unit": p.unit, "outcomes": outcomes, "readings": steps,
             "charges": charges, "anomalies": anomalies,
-            "total_fen": total_fen, "total_yuan": yuan(total_fen), "remainder_fen": str(remainder.normalize())}
+            "total_fen": total_fen, "total_yuan": yuan(total_fen), "remainder_fen": format(remainder.normalize(), "f")}
 
 
 def describe(p: Plan, at: datetime | None = None) -> dict:

@@ -143,3 +143,18 @@ def open_commands(now_iso: str, limit: int = 500) -> list[str]:
 
 def expired_commands(now_iso: str, limit: int = 500) -> list[str]:
     return [i.command_id for i in CommandItem.by_open.query("OPEN", CommandItem.expires_at < now_iso, limit=limit)]
+
+
+# --- the room detail page's read (core/services/room_detail.py) -------------------------------
+
+
+def recent_commands(meter_id: str, limit: int = 20) -> list:
+    """A meter's newest commands with their states and results (one Query of by_meter)."""
+    from core.domain.room_detail import CommandRow
+
+    return [
+        CommandRow(command_id=i.command_id, meter_id=i.meter_id, op=i.op, state=i.state, cause=i.cause or "",
+                   actor=i.actor or "", issued_at=i.issued_at, updated_at=i.updated_at or "",
+                   expires_at=i.expires_at or "", result=i.result.as_dict() if i.result else {})
+        for i in CommandItem.by_meter.query(meter_id, scan_index_forward=False, limit=limit, page_size=limit)
+    ]

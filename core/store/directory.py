@@ -18,6 +18,7 @@ from core.domain.directory import (
     Site,
     Tenant,
 )
+from core.domain.monitor import AccountSnapshot as MonitorAccount
 from core.store.models import (
     AccountItem,
     DirectoryItem,
@@ -364,3 +365,123 @@ def get_site(site_id: str) -> Site | None:
 
 def sites_of_property(property_id: str) -> list[Site]:
     return [_site(i) for i in SiteItem.by_property.query(property_id)]
+
+
+# --- the room monitor's reads (core/services/monitor.py): a query per building or property, none per room
+# Raw queries, only the attributes the tiles need, decoded here: a thousand pynamodb model
+# instances cost more than the page's template (bench/console.py).
+
+
+def _value(av: dict):
+    (kind, v), = av.items()
+    if kind == "S":
+        return v
+    if kind == "N":
+        return int(v) if v.lstrip("-").isdigit() else float(v)
+    if kind == "BOOL":
+        return v
+    if kind == "L":
+        return [_value(x) for x in v]
+    if kind == "M":
+        return {k: _value(x) for k, x in v.items()}
+    return None  # NULL
+
+
+def raw_query(model, hash_key: str, index_name: str | None = None, attributes: list[str] | None = None):
+    """Every item of a partition (of a table or an index) as plain dicts, page after page."""
+    conn, start = model._get_connection(), None
+    while True:
+        page = conn.query(hash_key, index_name=index_name, attributes_to_get=attributes, exclusive_start_key=start)
+        for item in page.get("Items", ()):
+            yield {k: _value(v) for k, v in item.items()}
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return
+
+
+def property_tree(property_id: str) -> tuple[Property | None, list[Building], list[Floor], list[Room]]:
+    """The whole property tree in one query of its directory partition."""
+    prop, blds, flrs, rms = None, [], [], []
+    wanted = ["kind", "name", "building_id", "floor_id", "room_id", "level", "timezone", "area_m2"]
+    for i in raw_query(DirectoryItem, property_id, attributes=wanted):
+        kind = i.get("kind")
+        if kind == "property":
+            prop = Property(property_id, i["name"], i.get("timezone") or "Asia/Shanghai")
+        elif kind == "building":
+            blds.append(Building(property_id, i["building_id"], i["name"]))
+        elif kind == "floor":
+            flrs.append(Floor(property_id, i["building_id"], i["floor_id"], i["name"], int(i.get("level") or 0)))
+        elif kind == "room":
+            rms.append(Room(property_id, i["building_id"], i["floor_id"], i["room_id"], i["name"], i.get("area_m2", "")))
+    return prop, blds, flrs, rms
+
+
+def tenant_contacts(property_id: str) -> dict[str, tuple[str, str]]:
+    """tenant_id -> (name, phone) of a property's tenants: one query of tenants.by_property."""
+    return {i["tenant_id"]: (i.get("name", ""), i.get("phone", ""))
+            for i in raw_query(TenantItem, property_id, "by_property",
+                               ["tenant_id", "name", "phone"])}
+
+
+def account_balances(property_id: str) -> dict[str, int]:
+    """account_id -> balance of every account of a property, from by_property_balance (one
+    query, eventually consistent: it may trail a posting by moments)."""
+    return {i["account_id"]: int(i["balance"]) for i in raw_query(AccountItem, property_id, "by_property_balance")}
+
+
+def building_accounts(property_id: str, building_id: str, balances: dict[str, int]) -> list[MonitorAccount]:
+    """Every account of a building as the monitor shows it: one query of by_building_state,
+    with each balance taken from `balances` (account_balances); an account the balance index
+    has not caught up with yet is read with one consistent BatchGet for all such."""
+    items = list(raw_query(AccountItem, f"{property_id}#{building_id}", "by_building_state"))
+    missing = [i["account_id"] for i in items if i["account_id"] not in balances]
+    if missing:
+        balances = {**balances, **{a.account_id: a.balance for a in accounts(missing)}}
+    return [
+        MonitorAccount(
+            account_id=i["account_id"],
+            building_id=i.get("building_id") or building_id,
+            room_id=i["room_id"],
+            tenant_id=i.get("tenant_id", ""),
+            name=i.get("name", ""),
+            status=i.get("status", ""),
+            balance=balances[i["account_id"]],
+            overdraft_limit=int(i.get("overdraft_limit") or 0),
+            keep_supply=bool(i.get("keep_supply")),
+            cut_state=i.get("cut_state") or "none",
+            alarm_levels=tuple(int(x) for x in i["alarm_levels"]) if i.get("alarm_levels") else None,
+        )
+        for i in items
+        if i["account_id"] in balances
+    ]
+
+
+# --- the room detail page's reads (core/services/room_detail.py) ------------------------------
+
+
+def room_context(property_id: str, building_id: str, room_id: str
+                 ) -> tuple[Property | None, Building | None, Floor | None, Room | None]:
+    """A room with its property, building and floor: one BatchGet of the first three, one
+    GetItem of the floor. Keys are the property's own partition: nothing of another property."""
+    keys = [(property_id, PROPERTY_SK), (property_id, f"BUILDING#{building_id}"), (property_id, f"ROOM#{building_id}#{room_id}")]
+    prop = building = floor = room = None
+    for i in DirectoryItem.batch_get(keys):
+        if i.kind == "property":
+            prop = Property(i.property_id, i.name, i.timezone or "Asia/Shanghai")
+        elif i.kind == "building":
+            building = Building(i.property_id, i.building_id, i.name)
+        elif i.kind == "room":
+            room = Room(i.property_id, i.building_id, i.floor_id, i.room_id, i.name, i.area_m2)
+    if room is not None:
+        try:
+            f = DirectoryItem.get(property_id, f"FLOOR#{building_id}#{room.floor_id}")
+            floor = Floor(f.property_id, f.building_id, f.floor_id, f.name, int(f.level))
+        except DirectoryItem.DoesNotExist:
+            floor = None
+    return prop, building, floor, room
+
+
+def room_account_ids(property_id: str, building_id: str, room_id: str) -> list[str]:
+    """Every account (open or closed) of a room: one Query of by_building on the room."""
+    return [i.account_id for i in AccountItem.by_building.query(f"{property_id}#{building_id}",
+                                                                AccountItem.room_id == room_id)]

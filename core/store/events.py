@@ -26,7 +26,9 @@ def subject_of(scope_key: str) -> Subject:
 
 def event_item(e: Event) -> EventItem:
     return EventItem(scope(e.subject), e.event_id, property_id=e.property_id, at=e.at, type=e.type, status=e.status,
-                     message=e.message, data=e.data)
+                     message=e.message, data=e.data,
+                     # the sparse review-queue index: only an anomaly awaiting a decision
+                     open_anomaly=e.property_id if e.type == "anomaly" and e.status == "open" else None)
 
 
 def add_event(tx: Tx, e: Event, tag: str = "") -> None:
@@ -63,18 +65,35 @@ def get_event(subject: Subject, event_id: str) -> Event | None:
         return None
 
 
-def set_event_status(subject: Subject, event_id: str, expected: str, status: str, by: str) -> bool:
-    """Decide an event on its own (status expected -> status); False if it was decided before."""
-    return update_if(
-        EventItem(scope(subject), event_id),
-        [EventItem.status.set(status), EventItem.data["decided_by"].set(by)],
-        EventItem.status == expected,
-    )
+def set_event_status(subject: Subject, event_id: str, expected: str, status: str, by: str,
+                     data: dict | None = None) -> bool:
+    """Decide an event on its own (status expected -> status, with `data` keys set in its
+    data); False if it was decided before."""
+    actions = [EventItem.status.set(status), EventItem.data["decided_by"].set(by), EventItem.open_anomaly.remove()]
+    actions += [EventItem.data[k].set(v) for k, v in (data or {}).items()]
+    return update_if(EventItem(scope(subject), event_id), actions, EventItem.status == expected)
+
+
+def open_anomalies(property_id: str, limit: int = 500) -> list[Event]:
+    """A property's anomalies awaiting a decision, oldest first (the sparse index)."""
+    return [_event(i) for i in EventItem.by_open_anomaly.query(property_id, limit=limit)]
+
+
+def decided_anomalies(property_id: str, limit: int = 50) -> list[Event]:
+    """A property's most recently recorded anomalies that an admin has decided (newest first)."""
+    out: list[Event] = []
+    for i in EventItem.by_property.query(property_id, scan_index_forward=False, page_size=200,
+                                         filter_condition=(EventItem.type == "anomaly")
+                                         & EventItem.status.is_in("approved", "rejected")):
+        out.append(_event(i))
+        if len(out) >= limit:
+            break
+    return out
 
 
 def add_decision(tx: Tx, d: DecideEvent, tag: str = "") -> None:
     """Transaction item: decide an event (status expected -> status) with who decided and what came of it."""
-    actions = [EventItem.status.set(d.status), EventItem.data["decided_by"].set(d.by)]
+    actions = [EventItem.status.set(d.status), EventItem.data["decided_by"].set(d.by), EventItem.open_anomaly.remove()]
     actions += [EventItem.data[k].set(v) for k, v in d.data.items()]
     tx.update(EventItem(scope(d.subject), d.event_id), actions, EventItem.status == d.expected,
               tag=tag or f"decision:{d.event_id}")

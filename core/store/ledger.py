@@ -316,3 +316,44 @@ def settle_supply_check(account_id: str, token: str, next_at: str | None) -> boo
 def due_supply_checks(now_iso: str, limit: int = 500) -> list[str]:
     return [i.account_id for i in AccountItem.by_supply_check.query("Y", AccountItem.supply_check_at <= now_iso,
                                                                     limit=limit)]
+
+
+# --- the room detail page's reads (core/services/room_detail.py) -----------------------
+
+
+def entries_page(account_id: str, limit: int, after: tuple[str, str] | None = None
+                 ) -> tuple[list[Entry], tuple[str, str] | None]:
+    """An account's entries newest first, `limit` of them after (posted_at, entry_id) of the
+    previous page's last entry; and that pair for the next page, None on the last page.
+    One consistent Query of by_time for limit + 1 items (so a full last page is known as last)."""
+    start = None
+    if after is not None:
+        posted_at, entry_id = after
+        start = {"account_id": {"S": account_id}, "entry_id": {"S": entry_id}, "posted_at": {"S": posted_at}}
+    items = list(LedgerEntryItem.by_time.query(account_id, scan_index_forward=False, limit=limit + 1,
+                                               page_size=limit + 1, last_evaluated_key=start, consistent_read=True))
+    entries = [entry_from_item(i) for i in items[:limit]]
+    more = len(items) > limit and entries
+    return entries, ((entries[-1].posted_at, entries[-1].entry_id) if more else None)
+
+
+def usage_points(account_id: str, since: str) -> list:
+    """An account's metered entries (energy, water) posted at or after `since`, reduced to
+    when, kind, amount and memo (a projection: one Query of by_time, paged by DynamoDB)."""
+    from core.domain.room_detail import UsagePoint
+
+    return [
+        UsagePoint(at=i.occurred_at or i.posted_at, kind=i.kind, amount=int(i.amount), memo=i.memo or "")
+        for i in LedgerEntryItem.by_time.query(
+            account_id, LedgerEntryItem.posted_at >= since, consistent_read=True,
+            filter_condition=LedgerEntryItem.kind.is_in("energy", "water"),
+            attributes_to_get=["posted_at", "occurred_at", "kind", "amount", "memo"])
+    ]
+
+
+def account_details(account_ids: list[str]) -> list[tuple[Account, AccountState]]:
+    """Accounts with their control state (cut, alarms, restore line), one consistent BatchGet."""
+    from core.store.directory import _account
+
+    keys = list(dict.fromkeys(account_ids))
+    return [(_account(i), state_from_item(i)) for i in AccountItem.batch_get(keys, consistent_read=True)] if keys else []

@@ -8,9 +8,11 @@ from decimal import Decimal
 
 from core.domain.events import Event
 from core.domain.meters import MeterState, MeterUpdate
+from core.domain.monitor import MeterSnapshot as MonitorMeter
 from core.domain.rating import Baseline
 from core.domain.tariff import RatingCarry
 from core.domain.writes import MoveCarry
+from core.store.directory import raw_query
 from core.store.events import add_event
 from core.store.models import MeterItem
 from core.store.tx import Tx, update_if, update_item
@@ -55,6 +57,7 @@ def state_from_item(i: MeterItem) -> MeterState:
         purchase_pending=int(i.purchase_pending) if i.purchase_pending is not None else None,
         purchase_pending_amount=int(i.purchase_pending_amount) if i.purchase_pending_amount is not None else None,
         purchase_attempt=int(i.purchase_attempt or 0),
+        manual_open=bool(i.manual_open),
     )
 
 
@@ -223,6 +226,13 @@ def reset_relay_attempts(meter_id: str) -> None:
     update_item(MeterItem(meter_id), [MeterItem.relay_attempts.set(0)], MeterItem.meter_id.exists())
 
 
+def set_manual_open(meter_id: str, hold: bool, reason: str = "") -> None:
+    """An admin's manual trip (hold=True: the relay stays open until a manual close) or its end."""
+    actions = [MeterItem.manual_open.set(hold)]
+    actions.append(MeterItem.manual_reason.set(reason) if hold and reason else MeterItem.manual_reason.remove())
+    update_item(MeterItem(meter_id), actions, MeterItem.meter_id.exists())
+
+
 # --- meter-side purchases ---------------------------------------------------------------------
 
 
@@ -237,3 +247,51 @@ def purchase_applied(meter_id: str, count: int) -> None:
     set_purchase_expected(meter_id, count)
     update_if(MeterItem(meter_id), [MeterItem.purchase_pending.remove(), MeterItem.purchase_pending_amount.remove()],
               MeterItem.purchase_pending <= count)
+
+
+# --- the room monitor's read (core/services/monitor.py) ---------------------------------------
+
+
+def monitor_meters(property_id: str) -> list[MonitorMeter]:
+    """Every meter of a property with its relay state as last read back, whether a relay
+    command is outstanding, and online: one query of by_property (eventually consistent)."""
+    return [
+        MonitorMeter(
+            meter_id=i["meter_id"],
+            account_id=i.get("account_id", ""),
+            kind=i.get("kind", ""),
+            relay_state=i.get("relay_state") or "unknown",
+            online=bool(i.get("online")),
+            keep_supply=bool(i.get("keep_supply")),
+            in_flight=bool(i.get("relay_command_id")),
+            retired=bool(i.get("retired")),
+        )
+        for i in raw_query(MeterItem, property_id, "by_property")
+    ]
+
+
+# --- the room detail page's read (core/services/room_detail.py) -----------------------------
+
+
+def meter_details(account_id: str) -> list:
+    """Every meter of an account (retired ones too) as the room detail shows it: one query
+    of by_account and one consistent BatchGet."""
+    from core.domain.room_detail import MeterDetail
+
+    ids = meter_ids_of_account(account_id)
+    out = []
+    for i in (MeterItem.batch_get(list(ids), consistent_read=True) if ids else []):
+        r = i.last_reading
+        out.append(MeterDetail(
+            meter_id=i.meter_id, account_id=i.account_id or "", site_id=i.site_id, kind=i.kind, model=i.model or "",
+            bus=i.bus or "", address=int(i.address or 0), billing_mode=i.billing_mode, rated_kw=i.rated_kw or "",
+            plan_id=i.plan_id, relay_state=i.relay_state or "unknown", relay_seen_at=i.relay_seen_at or "",
+            relay_command_id=i.relay_command_id, desired_relay=i.desired_relay, online=bool(i.online),
+            last_seen=i.last_seen or "", keep_supply=bool(i.keep_supply), retired=bool(i.retired),
+            replaced_by=i.replaced_by or "",
+            reading_at=r.read_at if r is not None else "", reading_total=r.total if r is not None else "",
+            reading_seq=int(r.seq or 0) if r is not None else 0,
+            registers={k: str(v) for k, v in r.registers.as_dict().items()} if r is not None and r.registers else {},
+            meter_balance=int(i.meter_balance) if i.meter_balance is not None else None,
+        ))
+    return sorted(out, key=lambda m: (m.retired, m.meter_id))

@@ -8,6 +8,11 @@ Access patterns (docs/ARCHITECTURE.md has the full list):
 - tenants.by_openid: a WeChat user's tenant records.
 - meters.by_account / meters.by_site: meters of an account / of a bridge.
 - ledger.by_time: entries of an account in time order.
+- accounts.by_building_state / meters.by_property: the room monitor's reads (one query per
+  building, one per property; docs/console.md).
+- tariffs.by_property: a property's plans; events.by_open_anomaly (sparse): anomalies awaiting
+  review (docs/console.md "Tariffs", "Anomalies").
+- admin_users.by_company: a company's admins (keys only; docs/console.md "Users").
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.indexes import (
     AllProjection,
     GlobalSecondaryIndex,
+    IncludeProjection,
     KeysOnlyProjection,
     LocalSecondaryIndex,
 )
@@ -143,6 +149,19 @@ class AccountsBySupplyCheck(GlobalSecondaryIndex):
     supply_check_at = UnicodeAttribute(range_key=True)
 
 
+class AccountsByBuildingState(GlobalSecondaryIndex):
+    """The room monitor's read of a building (core/services/monitor.py): each account with
+    what its tile shows, but not the balance (it moves with every posting; the monitor reads
+    it from by_property_balance). Nothing projected here changes with a posting, so
+    postings never write this index; settings, cut and restore changes do."""
+
+    Meta = _index_meta("by_building_state", IncludeProjection(
+        ["property_id", "building_id", "tenant_id", "name", "status", "keep_supply", "cut_state", "alarm_levels",
+         "overdraft_limit"]))
+    building_key = UnicodeAttribute(hash_key=True)  # "<property_id>#<building_id>"
+    room_id = UnicodeAttribute(range_key=True)
+
+
 class AccountItem(_Base):
     Meta = _meta("accounts")
     account_id = UnicodeAttribute(hash_key=True)
@@ -183,6 +202,7 @@ class AccountItem(_Base):
     by_property_balance = AccountsByPropertyBalance()
     by_cut_due = AccountsByCutDue()
     by_supply_check = AccountsBySupplyCheck()
+    by_building_state = AccountsByBuildingState()
 
 
 # --- meters ---------------------------------------------------------------------------
@@ -206,6 +226,17 @@ class MetersByLastSeen(GlobalSecondaryIndex):
     Meta = _index_meta("by_last_seen", KeysOnlyProjection())
     online_key = UnicodeAttribute(hash_key=True)
     last_seen = UnicodeAttribute(range_key=True)
+
+
+class MetersByProperty(GlobalSecondaryIndex):
+    """The room monitor's read of a property's meters: relay state as last read back, the
+    outstanding relay command, online. Readings re-set relay_state and online to the same
+    values, which does not write the index; only a change does."""
+
+    Meta = _index_meta("by_property", IncludeProjection(
+        ["account_id", "kind", "relay_state", "online", "keep_supply", "relay_command_id", "retired"]))
+    property_id = UnicodeAttribute(hash_key=True)
+    meter_id = UnicodeAttribute(range_key=True)
 
 
 class ReadingAttribute(MapAttribute):
@@ -257,9 +288,12 @@ class MeterItem(_Base):
     purchase_attempt = NumberAttribute(default=0)
     retired = BooleanAttribute(default=False)
     replaced_by = UnicodeAttribute(null=True)
+    manual_open = BooleanAttribute(default=False)  # an admin's manual trip holds the relay open (docs/console.md)
+    manual_reason = UnicodeAttribute(null=True)
     by_account = MetersByAccount()
     by_site = MetersBySite()
     by_last_seen = MetersByLastSeen()
+    by_property = MetersByProperty()
 
 
 # --- sites (on-prem bridges) ----------------------------------------------------------
@@ -278,6 +312,11 @@ class SiteItem(_Base):
     name = UnicodeAttribute()
     # no secret here: a site's signing keys live in Secrets Manager (core/services/sites.py)
     down_queue = UnicodeAttribute(default="")
+    # the bridge's last heartbeat (core/store/sites.py): when it arrived, when the bridge
+    # sent it, and its health figures as JSON (outbox depth, buses, meters, polls, failures)
+    heartbeat_at = UnicodeAttribute(null=True)
+    heartbeat_sent_at = UnicodeAttribute(null=True)
+    heartbeat = UnicodeAttribute(null=True)
     by_property = SitesByProperty()
 
 
@@ -310,6 +349,14 @@ class LedgerEntryItem(_Base):
 # --- tariffs, commands, events --------------------------------------------------------
 
 
+class TariffsByProperty(GlobalSecondaryIndex):
+    """A property's plans (the console's tariff list)."""
+
+    Meta = _index_meta("by_property", AllProjection())
+    property_id = UnicodeAttribute(hash_key=True)
+    plan_id = UnicodeAttribute(range_key=True)
+
+
 class TariffItem(_Base):
     Meta = _meta("tariffs")
     plan_id = UnicodeAttribute(hash_key=True)
@@ -317,6 +364,7 @@ class TariffItem(_Base):
     document = UnicodeAttribute()  # the plan's JSON document, as imported
     updated_at = UnicodeAttribute()
     updated_by = UnicodeAttribute()
+    by_property = TariffsByProperty()
 
 
 class CommandsByMeter(GlobalSecondaryIndex):
@@ -361,6 +409,15 @@ class EventsByProperty(GlobalSecondaryIndex):
     at = UnicodeAttribute(range_key=True)
 
 
+class EventsOpenAnomalies(GlobalSecondaryIndex):
+    """Sparse: only anomalies awaiting an admin's decision carry open_anomaly (their
+    property id); the console's review queue (异常审核)."""
+
+    Meta = _index_meta("by_open_anomaly", AllProjection())
+    open_anomaly = UnicodeAttribute(hash_key=True)
+    at = UnicodeAttribute(range_key=True)
+
+
 class EventItem(_Base):
     """Anomalies, alarms, meter online/offline, commands and security events: the
     audit trail. scope is "meter#<id>", "account#<id>" or "site#<id>"."""
@@ -375,6 +432,8 @@ class EventItem(_Base):
     message = UnicodeAttribute(default="")
     data = MapAttribute(default=dict)
     by_property = EventsByProperty()
+    open_anomaly = UnicodeAttribute(null=True)  # the property id while an anomaly awaits review
+    by_open_anomaly = EventsOpenAnomalies()
 
 
 # --- payments ---------------------------------------------------------------------------
@@ -479,6 +538,88 @@ class TenantSessionItem(_Base):
     purge_at = TTLAttribute()
 
 
+
+# --- console admins and the action log (docs/console.md) -------------------------------
+
+
+class AdminUsersByCompany(GlobalSecondaryIndex):
+    """A company's admins (kind "user"), properties and record: the owner's user page
+    (keys only; the records are read with a consistent BatchGet)."""
+
+    Meta = _index_meta("by_company", KeysOnlyProjection())
+    company_id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute(range_key=True)
+
+
+class AdminUserItem(_Base):
+    """Console logins and companies in one small table, keyed by `pk`:
+    `user#<login>` (an admin: password hash, role, grants, lockout, TOTP, live sessions as
+    {session key: ends at}), `company#<id>` (name, properties) and `property#<id>` (the
+    company that holds a property: a property belongs to one company). Every change is
+    conditioned on `version`."""
+
+    Meta = _meta("admin_users")
+    pk = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()  # user | company | property
+    company_id = UnicodeAttribute()
+    name = UnicodeAttribute(null=True)
+    role = UnicodeAttribute(null=True)
+    password_hash = UnicodeAttribute(null=True)
+    property_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    failures = NumberAttribute(default=0)
+    locked_until = UnicodeAttribute(null=True)
+    totp_secret = UnicodeAttribute(null=True)
+    totp_last_step = NumberAttribute(default=0)
+    sessions = MapAttribute(null=True)  # raw map: session key -> ends at (ISO time)
+    created_at = UnicodeAttribute(null=True)
+    password_changed_at = UnicodeAttribute(null=True)
+    disabled = BooleanAttribute(default=False)
+    version = NumberAttribute(default=0)
+    last_login_at = UnicodeAttribute(null=True)  # the owner's user page
+    by_company = AdminUsersByCompany()
+
+
+class ActionLogItem(_Base):
+    """The action log (审计日志): `partition` = a property id, or `company:<id>` for logins;
+    `sk` = `<at>#<record id>` (time order). Append-only."""
+
+    Meta = _meta("action_log")
+    partition = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = UnicodeAttribute()
+    actor_id = UnicodeAttribute()
+    actor_name = UnicodeAttribute()
+    role = UnicodeAttribute()
+    action = UnicodeAttribute()
+    target = UnicodeAttribute(null=True)
+    before = UnicodeAttribute(null=True)  # JSON
+    after = UnicodeAttribute(null=True)  # JSON
+    ip = UnicodeAttribute(null=True)
+    property_id = UnicodeAttribute(null=True)
+
+class ConsoleCodeItem(_Base):
+    """Console room actions' claims (docs/console.md, "Room actions"), keyed by `code_key`:
+    `binding#<code>` (a short single-use code a tenant redeems in the mini-program to bind
+    their WeChat user to a tenant record; expires) and `receipt#<property>#<no>` (a counter
+    receipt number, claimed once for one account and amount). purge_at lets DynamoDB
+    delete an expired binding code."""
+
+    Meta = _meta("console_codes")
+    code_key = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()  # binding | receipt
+    property_id = UnicodeAttribute()
+    account_id = UnicodeAttribute(null=True)
+    tenant_id = UnicodeAttribute(null=True)
+    amount = NumberAttribute(null=True)
+    channel = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    created_by = UnicodeAttribute(null=True)  # the admin's name
+    expires_at = UnicodeAttribute(null=True)
+    used_at = UnicodeAttribute(null=True)
+    used_by = UnicodeAttribute(null=True)  # the openid that redeemed a binding code
+    purge_at = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     DirectoryItem,
     TenantItem,
@@ -492,4 +633,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     OrderItem,
     RefundItem,
     TenantSessionItem,
+    AdminUserItem,
+    ActionLogItem,
+    ConsoleCodeItem,
 )

@@ -1,13 +1,18 @@
 """`make demo`: the whole product locally on its embedded defaults.
 
-Starts the AWS emulator, creates tables and queues, seeds the demo property, serves the
-Flask app on 127.0.0.1:8000 and prints where to open it. Ctrl-C stops everything it
-started.
+Starts the AWS emulator, creates tables and queues, seeds the demo property and its
+owner's console login, serves the Flask app on 127.0.0.1:8000 and prints where to open
+it, the console URL and the demo login last. Ctrl-C stops everything it started.
+
+The terminal gets only what a person reads (where to open the product, the login, errors,
+stopping); the functions' JSON logs, metrics and the web servers' request lines go to
+`.local/demo.log` (its path is printed with the banner).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _interrupt)
     cleanups: list[tuple[str, Callable[[], object]]] = []  # what was started, undone last-first
     code = 0
+    _logs_to_file()
     try:
         code = _run(args, cleanups)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM, while starting or while running
@@ -49,16 +55,33 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
-        print("stopping…", flush=True)
+        say("stopping…")
         for name, undo in reversed(cleanups):
             try:
                 undo()
             except Exception as e:  # noqa: BLE001 - stop the rest whatever one part does
-                print(f"  ({name} did not stop cleanly: {e})", flush=True)
+                say(f"  ({name} did not stop cleanly: {e})")
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
-    print("demo stopped", flush=True)
+    say("demo stopped")
     return code
+
+
+TERMINAL = sys.stdout  # the person's; sys.stdout itself becomes the log file
+LOG_FILE = STATE / "demo.log"
+
+
+def say(text: str) -> None:
+    print(text, file=TERMINAL, flush=True)
+
+
+def _logs_to_file() -> None:
+    """Everything that logs (powertools' JSON lines and metrics print to sys.stdout, werkzeug
+    logs through logging) writes to .local/demo.log from here on; say() reaches the terminal."""
+    LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    log = open(LOG_FILE, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - open for the process's life
+    sys.stdout = log
+    logging.basicConfig(stream=log, level=logging.INFO, force=True)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -72,9 +95,8 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
     emulator = Emulator(args.aws_port)
     cleanups.append(("AWS emulator", emulator.stop))  # registered first: stop() is safe before start()
     emulator.start()
-    print(f"AWS emulator: {emulator.url} (pid {emulator.proc.pid})", flush=True)
+    say(f"AWS emulator: {emulator.url} (pid {emulator.proc.pid})")
     apply_env(args.aws_port)
-    os.environ["FEIKONG_CONSOLE_OPEN"] = "1"
     from infra.demo import seed
 
     os.environ["FEIKONG_DEFAULT_PROPERTY"] = seed.PROPERTY_ID
@@ -86,6 +108,7 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
     paystack.apply_env()
     made = bootstrap()
     info = seed.seed()
+    login = seed.seed_admin()
     from werkzeug.serving import make_server
 
     from infra.demo import site, wechat
@@ -111,18 +134,23 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
                         wechat.create_app(paystack, url.rstrip("/"), info["property_id"]), threaded=True)
     cleanups.append(("tenant phone page", lambda: (phone.shutdown(), phone.server_close())))
     threading.Thread(target=phone.serve_forever, daemon=True).start()
-    print(
+    say(
         "\n费控 Feikong demo is running\n"
-        f"  Console (rooms and balances): {url}\n"
         f"  Health:                       {url}health\n"
-        f"  Rooms API (building A):       {url}admin/api/properties/{info['property_id']}/buildings/A/rooms\n"
+        f"  Room monitor (after login):   {url}p/{info['property_id']}/rooms\n"
+        f"  Admin API (OpenAPI):          {url}admin/api/openapi.json\n"
         f"  Pay as a tenant (WeChat Pay): http://127.0.0.1:{args.wechat_port}/\n"
         f"  AWS emulator:                 {emulator.url}\n"
         f"  WeChat Pay emulator:          {paystack.pay.url}  (notifications to {paystack.notify_url})\n"
         f"  Seeded {info['rooms']} rooms, {len(info['accounts'])} accounts; meters (simulated, real Modbus) are polled by the bridge every "
         f"{args.read_every:g} s, balances move as they turn.\n"
-        "Press Ctrl-C to stop.",
-        flush=True,
+        f"  Watch room {info['crossing']['room']}: 0.20 yuan above its cut-off line, its meter takes it across "
+        "within a minute and the site trips it; pay for it on the tenant page and it is restored.\n"
+        "Press Ctrl-C to stop.\n"
+        "\n"
+        f"  Console:       {url}login\n"
+        f"  Logs:          {LOG_FILE}\n"
+        f"  Console login: {login['login']}  password: {login['password']}",
     )
     while True:
         time.sleep(3600)  # until a signal raises KeyboardInterrupt
@@ -131,7 +159,7 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
 def _report_and_stop(runner) -> None:
     runner.shutdown()
     for err in runner.errors[-5:]:
-        print(f"  (a local function failed: {err})", flush=True)
+        say(f"  (a local function failed: {err})")
 
 
 if __name__ == "__main__":

@@ -62,13 +62,17 @@ PLANS = [
 ]
 
 
+CROSSING_N = 17  # the room (B-201) that crosses its cut-off line while the demo runs
+
+
 def seed(ledger: LedgerService | None = None) -> dict:
     ledger = ledger or LedgerService()
     directory.create_property(PROPERTY_ID, PROPERTY_NAME)
     for plan in PLANS:
         tariffs.import_plan(PROPERTY_ID, plan, "seed")
-    control.set_protection(PROPERTY_ID, {"night": ["23:00", "06:00"], "weekends": False, "holidays": True,
-                                         "grace_minutes": 0})
+    # no protected night or holidays in the demo: a cut it shows must happen whatever the hour
+    # it runs at (the console sets them per property)
+    control.set_protection(PROPERTY_ID, {"night": None, "weekends": False, "holidays": False, "grace_minutes": 0})
     site = directory.register_site(PROPERTY_ID, SITE_ID, "1 号配电房网关")
     n = 0
     accounts = []
@@ -108,6 +112,8 @@ def seed(ledger: LedgerService | None = None) -> dict:
                 usage = opening + 150 * (n % 6 + 1) if n % 5 == 3 else (n * 977) % opening
                 if n in (3, 14):  # two tenants beyond their overdraft: supply is cut at the next reading
                     usage = opening + 2500
+                if n == CROSSING_N:  # 0.20 yuan above the cut-off line: its meter takes it across in seconds
+                    usage = opening + 2000 - 20
                 ledger.post(
                     account_id=aid, entry_id=f"use:E-{rid}:seed", kind="energy", amount=usage,
                     cause=f"seed:usage:{rid}", actor="seed",
@@ -118,8 +124,36 @@ def seed(ledger: LedgerService | None = None) -> dict:
                         cause=f"seed:recharge:{rid}", actor="seed",
                     )
                 accounts.append(aid)
+                if n == CROSSING_N:
+                    crossing = (f"{bid}-{level}{k:02d}", aid)
     ctl = control.Control(ledger)
     for aid in accounts:  # the seed wrote balances directly: let the policy look at each once
         ctl.evaluate(aid, "seed")
     return {"property_id": PROPERTY_ID, "rooms": n, "accounts": accounts, "site": site.site_id,
+            "crossing": {"room": crossing[0], "account": crossing[1]},
             "secret": site.secret, "down_queue": site.down_queue}
+
+
+# The demo's console login (public, like every demo value: a deployment makes its own
+# owner with `python -m cli.admins create-owner`).
+COMPANY_ID = "demo-co"
+COMPANY_NAME = "翠湖物业管理有限公司"
+ADMIN_LOGIN = "demo@feikong.local"
+ADMIN_NAME = "演示管理员"
+ADMIN_PASSWORD = "feikong-2026-console"
+
+
+def seed_admin() -> dict:
+    """The demo company holds the demo property; its owner logs in with ADMIN_LOGIN /
+    ADMIN_PASSWORD (made once: the emulator starts empty)."""
+    from core.domain.errors import Conflict
+    from core.services.admin_auth import AdminAuth
+
+    auth = AdminAuth()
+    auth.ensure_company(COMPANY_ID, COMPANY_NAME)
+    auth.add_property(COMPANY_ID, PROPERTY_ID)
+    try:
+        auth.create_admin(COMPANY_ID, ADMIN_LOGIN, ADMIN_NAME, "owner", ADMIN_PASSWORD)
+    except Conflict:
+        pass  # made by an earlier run against the same emulator
+    return {"login": ADMIN_LOGIN, "password": ADMIN_PASSWORD}

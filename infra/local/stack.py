@@ -66,6 +66,8 @@ def apply_env(port: int) -> dict[str, str]:
 # The local stack's JWT secret (public: core/settings.py DEMO_SECRETS lists it, so that a prod
 # stage refuses it). Seeded by `bootstrap` in the emulator's Secrets Manager.
 LOCAL_JWT_SECRET = "local-only-jwt-secret-" + "x" * 20
+# The local stack's console session key (docs/console.md), likewise public and refused on prod.
+LOCAL_CONSOLE_SECRET = "local-only-console-secret-" + "y" * 20
 
 
 def forget() -> None:
@@ -184,7 +186,8 @@ def require_emulator(url: str | None = None) -> str:
 
 
 def bootstrap() -> dict:
-    """Create every table and static queue in the emulator, and the local JWT secret (idempotent)."""
+    """Create every table and static queue in the emulator, and the local JWT and console
+    secrets (idempotent)."""
     import boto3
 
     from core.integrations import secrets
@@ -221,6 +224,7 @@ def bootstrap() -> dict:
             )
         queues[name] = sqs.create_queue(QueueName=queue_name(name), Attributes=attrs)["QueueUrl"]
     secrets.create_if_absent(get_settings().secret_id("jwt"), LOCAL_JWT_SECRET, "feikong local jwt")
+    secrets.create_if_absent(get_settings().secret_id("console"), LOCAL_CONSOLE_SECRET, "feikong local console")
     return {"tables": tables, "queues": queues}
 
 

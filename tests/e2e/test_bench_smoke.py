@@ -83,3 +83,11 @@ def test_cost_bench_counts_every_request_and_prices_every_cell(aws):
     # fifteen times the readings of the 15-minute cell cannot cost less than it
     assert all(0 < bill[f]["15"] < bill[f]["5"] < bill[f]["1"] for f in bill)
     assert set(last["targets"]) >= {"cny_per_meter_month_15min_1000", "cny_per_meter_month_15min_100000"}
+
+
+def test_console_bench_renders_every_tile_right_with_requests_per_building_only(aws):
+    last = run_bench("bench/console.py", "--buildings", "2", "--floors", "2", "--rooms-per-floor", "5",
+                     "--small-buildings", "1", "--small-floors", "2", "--renders", "1", timeout=300)
+    assert last["bench"] == "console" and last["rooms"] == 20
+    assert last["tiles_right"] is True and last["requests_stable"] is True
+    assert last["requests_beyond_one_per_building"] == {"20": 4, "10": 4}

@@ -98,36 +98,54 @@ def demo():
 
 
 def test_demo_starts_serves_and_stops_cleanly(demo):
-    text = demo.wait_for("Press Ctrl-C", 120)
+    text = demo.wait_for("Console login:", 120)  # the last lines: the console and its demo login
     web, aws, phone = demo.web, demo.aws, demo.phone
-    assert f"http://127.0.0.1:{web}/" in text, text
+    assert f"Console:       http://127.0.0.1:{web}/login" in text, text
     assert "Seeded 20 rooms" in text
     base = f"http://127.0.0.1:{web}"
     assert requests.get(f"{base}/health", timeout=10).json()["status"] == "ok"
-    page = requests.get(f"{base}/", timeout=10)
+    login = re.search(r"Console login: (\S+)  password: (\S+)", text)
+    assert requests.get(f"{base}/admin/api/properties/demo-park/rooms", timeout=10).status_code == 401
+    from testkit import admins
+
+    browser = admins.logged_in(requests.Session(), admins.TestAdmin(login[1], login[2], "", "owner", ""), base=base)
+    page = browser.get(f"{base}/", timeout=10)  # the room monitor of the admin's property
     assert page.status_code == 200
     assert "翠湖科技园" in page.text and "A 栋（公寓）" in page.text and "B 栋（商铺）" in page.text
-    assert page.text.count("<tr><td>") == 20 + 0  # one row per room, occupied or empty
-    assert "户欠费" in page.text and 'class="num neg"' in page.text  # some balances below zero
-    rooms = requests.get(f"{base}/admin/api/properties/demo-park/buildings/B/rooms", timeout=10).json()["rooms"]
-    assert len(rooms) == 8
-    # the meters turn: readings travel the uplink queue, get rated and debited, and the
-    # tenants beyond their overdraft are cut by TRIP commands the site obeys
-    first = {r["room_id"]: r["balance_fen"] for r in rooms}
-    moved, cut = False, False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (moved and cut):
+
+    def tiles() -> list[dict]:
+        view = browser.get(f"{base}/admin/api/properties/demo-park/rooms", timeout=10).json()
+        return [t for b in view["buildings"] for f in b["floors"] for t in f["rooms"]]
+
+    first = tiles()
+    assert len({t["room_id"] for t in first}) == 20  # every room, occupied or empty
+    assert any(t["state"] == "vacant" for t in first) and any(t["balance_fen"] and t["balance_fen"] < 0 for t in first)
+    # the room the banner names crosses its cut-off line as its meter turns, and the site trips it
+    room = re.search(r"Watch room (\S+):", text)[1]
+    start = next(t for t in first if t["room"] == room)
+    assert start["state"] != "cut" and start["balance_fen"] == -2000 + 20, start
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        now = next(t for t in tiles() if t["room"] == room)
+        if now["state"] == "cut" and now["relay"] == "open":
+            break
         time.sleep(2)
-        now = requests.get(f"{base}/admin/api/properties/demo-park/buildings/B/rooms", timeout=10).json()["rooms"]
-        moved = any(r["balance_fen"] < first[r["room_id"]] for r in now)
-        cut = any(a["supply"] == "cut" for r in now for a in r["accounts"])
-    assert moved and cut
-    assert "已断电" in requests.get(f"{base}/", timeout=10).text
-    # a tenant whose supply was cut pays 50 yuan through the whole WeChat Pay path
-    cut_account = next(a["account_id"] for r in now for a in r["accounts"] if a["supply"] == "cut")
+    assert now["state"] == "cut" and now["relay"] == "open" and now["balance_fen"] < -2000, now
+    assert any(t["balance_fen"] is not None and t["balance_fen"] < f["balance_fen"]
+               for t, f in zip(tiles(), first, strict=True) if f["balance_fen"] is not None)  # the others turn too
+    assert "已断电" in browser.get(f"{base}/", timeout=10).text
+    # its tenant pays 50 yuan from the tenant page through the whole WeChat Pay path: restored
+    cut_account = now["account_id"]
     paid = requests.post(f"http://127.0.0.1:{phone}/pay", data={"account_id": cut_account, "amount": "50.00"},
                          timeout=60)
     assert paid.status_code == 200 and "PAID" in paid.text and "供电：正常" in paid.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        back = next(t for t in tiles() if t["room"] == room)
+        if back["relay"] == "closed" and back["state"] != "cut":
+            break
+        time.sleep(1)
+    assert back["relay"] == "closed" and back["state"] != "cut", back  # the meter read back its relay closed
     # the phone page refuses what a person might type, in words they read, and charges nothing
     for form, status, words in [({"account_id": cut_account, "amount": "五十"}, 400, "金额格式无效"),
                                 ({"amount": "50.00"}, 400, "请选择要充值的账户"),

@@ -97,6 +97,10 @@ def test_zappa_packages_the_flask_app():
         assert_checked_hash_bytecode(z, ("miniprogram_api/", "core/", "flask/", "pynamodb/"))
     assert "miniprogram_api/app.py" in names and "core/services/ledger.py" in names
     assert "miniprogram_api/wsgi.py" in names and "miniprogram_api/templates/console/rooms.html" in names
+    # the console's front end ships with the app (served from /static, no CDN): the vendor
+    # files are copied from npm by `make vendor` (gitignored, so only the build puts them here)
+    assert {"miniprogram_api/templates/console/base.html", "miniprogram_api/static/console.css",
+            "miniprogram_api/static/vendor/htmx.min.js", "miniprogram_api/static/vendor/echarts.min.js"} <= names
     assert not any(n.startswith(("tests/", "bench/", "node_modules/", "infra/", "testkit/", "cli/", ".")) for n in names)
     assert not names & {"serverless.yml", "pyproject.toml", "package.json", "requirements-dev.txt"}
 

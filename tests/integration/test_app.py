@@ -1,4 +1,5 @@
-"""The Flask app over real HTTP (a werkzeug server on a free port) against the emulator."""
+"""The Flask app over real HTTP (a werkzeug server on a free port) against the emulator.
+Console routes are used logged in (testkit/admins.py), as a property's owner."""
 
 import threading
 
@@ -9,11 +10,11 @@ from werkzeug.serving import make_server
 from core.services.ledger import LedgerService
 from infra.local.stack import free_port
 from miniprogram_api.app import create_app
+from testkit import admins
 
 
 @pytest.fixture
-def server(setenv):
-    setenv("FEIKONG_CONSOLE_OPEN", "1")
+def server():
     port = free_port()
     srv = make_server("127.0.0.1", port, create_app(), threaded=True)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
@@ -22,58 +23,59 @@ def server(setenv):
     srv.shutdown()
 
 
+@pytest.fixture
+def console(server, world) -> requests.Session:
+    """A browser session of the owner of the world's property, logged in."""
+    return admins.logged_in(requests.Session(), admins.make_admin(world.property_id), base=server)
+
+
 def test_health(server):
     r = requests.get(f"{server}/health", timeout=10)
     assert r.status_code == 200 and r.json() == {"status": "ok", "database": "ok"}
 
 
-def test_first_page_lists_rooms_with_balances(server, world):
+def test_first_page_lists_rooms_with_balances(server, console, world):
     a = world.account(opening=12_345)
     world.account(opening=-250)
     LedgerService().post(account_id=a, entry_id="use:x", kind="energy", amount=45, cause="t", actor="t")
-    r = requests.get(f"{server}/", params={"property": world.property_id}, timeout=10)
+    r = console.get(f"{server}/", params={"property": world.property_id}, timeout=10)
     assert r.status_code == 200
     assert "测试物业" in r.text and "R001" in r.text
     assert "123.00" in r.text and "-2.50" in r.text
-    assert "1 户欠费" in r.text
+    assert r.url.endswith(f"/p/{world.property_id}/rooms")  # / is the room monitor (docs/console.md)
+    assert r.text.count('data-state="arrears"') == 1
 
 
-def test_first_page_marks_balances_below_50_yuan(server, world):
+def test_first_page_marks_balances_below_50_yuan(server, console, world):
     world.account(opening=4_999)  # 49.99 yuan: low
     world.account(opening=5_000)  # 50.00 yuan: not low
-    r = requests.get(f"{server}/", params={"property": world.property_id}, timeout=10)
-    assert "1 户余额不足 50 元" in r.text
-    assert '<td class="num low">49.99</td>' in r.text and '<td class="num ">50.00</td>' in r.text
+    r = console.get(f"{server}/", params={"property": world.property_id}, timeout=10)
+    assert 'data-room="R001" data-state="low"' in r.text and "¥49.99" in r.text
+    assert 'data-room="R002" data-state="normal"' in r.text and "¥50.00" in r.text
 
 
-def test_rooms_api(server, world):
+def test_rooms_api(server, console, world):
     world.account(opening=500)
-    r = requests.get(f"{server}/admin/api/properties/{world.property_id}/buildings/B1/rooms", timeout=10)
+    r = console.get(f"{server}/admin/api/properties/{world.property_id}/buildings/B1/rooms", timeout=10)
     assert r.status_code == 200
     assert r.json()["rooms"][0]["balance_fen"] == 500 and r.json()["rooms"][0]["balance"] == "5.00"
 
 
-def test_unknown_property_is_a_clear_404(server):
-    r = requests.get(f"{server}/admin/api/properties/nope/buildings/B1/rooms", timeout=10)
+def test_unknown_property_is_a_clear_404(server, console):
+    r = console.get(f"{server}/admin/api/properties/nope/buildings/B1/rooms", timeout=10)
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "property_not_found"
     assert r.json()["error"]["message"] == "物业不存在"
 
 
-def test_console_is_closed_unless_switched_on(server, world, setenv):
-    setenv("FEIKONG_CONSOLE_OPEN", None)
+def test_the_console_needs_a_login(server, world):
+    """No login, no console (docs/console.md): the API says 401, a page sends to /login."""
+    world.account(opening=500)
     r = requests.get(f"{server}/admin/api/properties/{world.property_id}/buildings/B1/rooms", timeout=10)
-    assert r.status_code == 404
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
     assert "R00" not in r.text
-
-
-def test_production_serves_no_console(setenv, world):
-    """Without the switch at start (production) the console's routes are not there at all."""
-    setenv("FEIKONG_CONSOLE_OPEN", None)
-    c = create_app().test_client()
-    assert c.get("/", query_string={"property": world.property_id}).json == {"service": "feikong", "health": "/health"}
-    r = c.get(f"/admin/api/properties/{world.property_id}/buildings/B1/rooms")
-    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
+    r = requests.get(f"{server}/", params={"property": world.property_id}, allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and r.headers["Location"].startswith("/login")
 
 
 def test_the_wsgi_module_serves_the_app():
@@ -102,12 +104,11 @@ def test_dead_database_is_a_503_with_a_clear_body(monkeypatch):
     )
     import os
 
-    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "FEIKONG_CONSOLE_OPEN": "1",
-           "AWS_MAX_ATTEMPTS": "1"}
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("503") and '"degraded"' in lines[0]
-    assert lines[1].startswith("503") and "backend_unavailable" in lines[1]
+    assert lines[1].startswith("401") and "unauthorized" in lines[1]  # the console asks for a login first
 
 
 # --- malformed requests on every route: a 4xx in the JSON error format, never a 500 or HTML -----
@@ -154,10 +155,10 @@ def test_deep_json_on_the_tenant_api_was_a_500(server):
     assert r.status_code == 400 and r.json()["error"]["code"] == "body_too_deep"
 
 
-def test_ids_in_paths_follow_the_id_rule(server, world):
+def test_ids_in_paths_follow_the_id_rule(server, console, world):
     world.account(opening=500)
     base = f"{server}/admin/api/properties/{world.property_id}/buildings"
     for building in ("B1%23x", "B1%7Cx", "%E6%A5%BC", "x" * 65):
-        r = requests.get(f"{base}/{building}/rooms", timeout=10)
+        r = console.get(f"{base}/{building}/rooms", timeout=10)
         assert _is_json_error(r, 400, "id_invalid"), (building, r.text[:200])
-    assert requests.get(f"{base}/B1/rooms", timeout=10).json()["rooms"][0]["balance_fen"] == 500
+    assert console.get(f"{base}/B1/rooms", timeout=10).json()["rooms"][0]["balance_fen"] == 500

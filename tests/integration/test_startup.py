@@ -1,13 +1,14 @@
 """The cold-start check (core/services/startup.py) against the emulator's Secrets Manager:
 a function whose secret is missing refuses to serve, saying which; a prod stage refuses the
-local stack's demo secrets, an open console and emulator endpoints, in one message."""
+local stack's demo secrets (the console's session key among them) and emulator endpoints,
+in one message."""
 
 from __future__ import annotations
 
 import pytest
 
 from core.services.startup import StartRefused, check_start
-from core.settings import BASE, TENANT_LOGIN, WECHATPAY
+from core.settings import BASE, CONSOLE, TENANT_LOGIN, WECHATPAY
 from functions import wechatpay_notify
 from infra.fakes.sitesim import LambdaContext
 from infra.local.paystack import PayStack
@@ -30,16 +31,15 @@ def test_a_missing_secret_is_named_at_cold_start(aws, setenv):
 
 def test_prod_refuses_the_local_stack_in_one_message(paystack, setenv):
     setenv("FEIKONG_STAGE", "prod")
-    setenv("FEIKONG_CONSOLE_OPEN", "1")
     paystack.apply_env()  # seeds the demo secrets under feikong/prod/...
-    from infra.local.stack import LOCAL_JWT_SECRET, seed_secrets
+    from infra.local.stack import LOCAL_CONSOLE_SECRET, LOCAL_JWT_SECRET, seed_secrets
 
-    seed_secrets({"jwt": LOCAL_JWT_SECRET})
+    seed_secrets({"jwt": LOCAL_JWT_SECRET, "console": LOCAL_CONSOLE_SECRET})
     with pytest.raises(StartRefused) as e:
-        check_start(BASE | TENANT_LOGIN | WECHATPAY)
+        check_start(BASE | TENANT_LOGIN | WECHATPAY | CONSOLE)
     message = str(e.value)
     assert message.count("refusing to start stage 'prod'") == 1
-    for part in ("FEIKONG_CONSOLE_OPEN=1", "AWS_ENDPOINT_URL points at a local emulator",
+    for part in ("secret console holds a demo value", "AWS_ENDPOINT_URL points at a local emulator",
                  "FEIKONG_WECHATPAY_BASE_URL points at a local emulator", "secret jwt holds a demo value",
                  "secret wechat holds a demo value", "holds a demo value"):
         assert part in message

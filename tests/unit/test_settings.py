@@ -50,20 +50,20 @@ def test_read_once_and_frozen_until_reset(env):
 
 def test_a_bad_value_names_its_variable(env):
     env.setenv("FEIKONG_RECHARGE_MIN_FEN", "0")
-    env.setenv("FEIKONG_CONSOLE_OPEN", "perhaps")
+    env.setenv("FEIKONG_OFFLINE_MINUTES", "perhaps")
     with pytest.raises(SettingsError) as e:
         get_settings()
-    assert "FEIKONG_RECHARGE_MIN_FEN" in str(e.value) and "FEIKONG_CONSOLE_OPEN" in str(e.value)
+    assert "FEIKONG_RECHARGE_MIN_FEN" in str(e.value) and "FEIKONG_OFFLINE_MINUTES" in str(e.value)
 
 
 def test_values_convert_by_type_and_every_bad_one_is_reported_at_once(env):
-    env.setenv("FEIKONG_CONSOLE_OPEN", " Yes ")
+    env.setenv("FEIKONG_OFFLINE_MINUTES", " 45 ")
     env.setenv("FEIKONG_WECHATPAY_READ_TIMEOUT", "2.5")
     env.setenv("FEIKONG_MAX_GAP_HOURS", "36")
     env.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
     s = get_settings()
-    assert (s.console_open, s.wechatpay_read_timeout, s.max_gap_hours, s.max_clock_skew_minutes, s.aws_endpoint) == \
-        (True, 2.5, 36.0, None, "http://127.0.0.1:5000")
+    assert (s.offline_minutes, s.wechatpay_read_timeout, s.max_gap_hours, s.max_clock_skew_minutes, s.aws_endpoint) == \
+        (45, 2.5, 36.0, None, "http://127.0.0.1:5000")
     reset_settings()
     for name, value in {"FEIKONG_OFFLINE_MINUTES": "thirty", "FEIKONG_WECHATPAY_READ_TIMEOUT": "0",
                         "FEIKONG_MAX_GAP_HOURS": "nan", "FEIKONG_SECRETS_MAX_AGE": "-1",
@@ -106,20 +106,21 @@ def prod(**values) -> Settings:
 
 
 def test_the_guard_lets_other_stages_be():
-    s = Settings(stage="dev", console_open=True, aws_endpoint="http://127.0.0.1:4566")
+    s = Settings(stage="dev", aws_endpoint="http://127.0.0.1:4566")
     assert production_problems(s, {"jwt": "local-only-jwt-secret-" + "x" * 20}) == []
 
 
 def test_prod_refuses_each_local_or_demo_thing_in_one_message():
-    s = prod(console_open=True, aws_endpoint="http://127.0.0.1:4566",
+    s = prod(aws_endpoint="http://127.0.0.1:4566",
              wechatpay_base_url="http://localhost:8100", wechat_api_base="http://127.0.0.2:9000/")
     secrets = {"jwt": "local-only-jwt-secret-xxxxxxxxxxxxxxxxxxxx", "wechatpay#1": "0123456789abcdefghijklmnopqrstuv",
-               "wechat": "app-secret-for-local-runs", "site:s1": "b" * 40}
+               "wechat": "app-secret-for-local-runs", "site:s1": "b" * 40,
+               "console": "local-only-console-secret-yyyyyyyyyyyyyyyyyyyy"}
     with pytest.raises(ProductionRefused) as e:
         refuse_in_production(s, secrets)
     message = str(e.value)
     assert message.startswith("refusing to start stage 'prod': ")
-    for part in ("FEIKONG_CONSOLE_OPEN=1", "AWS_ENDPOINT_URL points at a local emulator",
+    for part in ("secret console holds a demo value", "AWS_ENDPOINT_URL points at a local emulator",
                  "FEIKONG_WECHATPAY_BASE_URL", "FEIKONG_WECHAT_API_BASE", "secret jwt holds a demo value",
                  "secret wechatpay#1 holds a demo value", "secret wechat holds a demo value",
                  "secret site:s1 holds a placeholder"):
@@ -145,7 +146,7 @@ def test_the_local_stacks_secrets_are_known_demo_values():
     """Independent of the list: the values infra/ actually seeds must be refused on prod."""
     from infra.local import paystack, stack
 
-    assert {stack.LOCAL_JWT_SECRET, paystack.SECRET, paystack.APIV3_KEY} <= DEMO_SECRETS
+    assert {stack.LOCAL_JWT_SECRET, stack.LOCAL_CONSOLE_SECRET, paystack.SECRET, paystack.APIV3_KEY} <= DEMO_SECRETS
 
 
 # -- the offline deploy check of settings and secrets (infra/deploy/deploy_check.py) -----------
@@ -174,7 +175,8 @@ def template(notify_env: dict | None = None, grants: list[str] | None = None) ->
 
 ZAPPA = {"dev": {"app_function": "miniprogram_api.wsgi.app", "environment_variables": {
     "FEIKONG_STAGE": "dev", "FEIKONG_JWT_SECRET_ID": "feikong/dev/jwt", "FEIKONG_WECHAT_SECRET_ID": "feikong/dev/wechat",
-    "FEIKONG_WECHATPAY_SECRET_ID": "feikong/dev/wechatpay", "FEIKONG_SITE_SECRET_PREFIX": "feikong/dev/site/"}}}
+    "FEIKONG_WECHATPAY_SECRET_ID": "feikong/dev/wechatpay", "FEIKONG_SITE_SECRET_PREFIX": "feikong/dev/site/",
+    "FEIKONG_CONSOLE_SECRET_ID": "feikong/dev/console"}}}
 
 
 def failure(tpl: dict, zappa: dict | None = None) -> str:
@@ -204,6 +206,7 @@ def test_the_deploy_check_fails_a_secret_the_role_may_not_read_and_a_grant_nobod
 
 
 def test_the_deploy_check_fails_the_flask_app_without_its_login_secrets():
-    zappa = {"dev": dict(ZAPPA["dev"], environment_variables={
-        k: v for k, v in ZAPPA["dev"]["environment_variables"].items() if k != "FEIKONG_JWT_SECRET_ID"})}
-    assert "zappa_settings.json dev: FEIKONG_JWT_SECRET_ID is not set" in failure(template(), zappa)
+    for var in ("FEIKONG_JWT_SECRET_ID", "FEIKONG_CONSOLE_SECRET_ID"):
+        zappa = {"dev": dict(ZAPPA["dev"], environment_variables={
+            k: v for k, v in ZAPPA["dev"]["environment_variables"].items() if k != var})}
+        assert f"zappa_settings.json dev: {var} is not set" in failure(template(), zappa)
