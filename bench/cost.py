@@ -689,8 +689,9 @@ def deployment_config() -> dict:
     default = int(provider.get("memorySize", 1024))  # Lambda's default under serverless is 1024
     memory = {name: int(f.get("memorySize", default)) for name, f in doc.get("functions", {}).items()}
     text = (ROOT / "serverless.yml").read_text()
-    resources = ROOT / "infra" / "deploy" / "resources.generated.yml"
-    text += resources.read_text() if resources.exists() else ""
+    for generated in ("resources.generated.yml", "operations.generated.yml"):  # tables/queues; alarms/dashboard
+        path = ROOT / "infra" / "deploy" / generated
+        text += path.read_text() if path.exists() else ""
     return {"memory_mb": memory, "log_retention_days": int(provider.get("logRetentionInDays", 180)),
             "alarms": text.count("AWS::CloudWatch::Alarm")}
 
