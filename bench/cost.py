@@ -636,6 +636,7 @@ def measure_and_bill(args, stack, prices, raw, rec, logs, real_stdout) -> int:
         "ledger_audit_clean": ("true", audit_ok),
         "requests_counted": ("hooked + sizing client's == the emulator's count", counted_ok),
     })
+    # last line: the figures with "targets", "missed" and "pass": false on a miss (exit 3), via bench/report.py
     return finish({
         "bench": "cost", "bus_meters": args.bus_meters, "rounds": args.rounds, "prices": str(args.prices.relative_to(ROOT))
         if args.prices.is_relative_to(ROOT) else str(args.prices), "prices_taken": prices["taken"],
