@@ -1,5 +1,6 @@
 """Shared fixtures. Integration and e2e tests run against a real moto server over HTTP:
-the one `make test` started (AWS_ENDPOINT_URL), or one started here on a free port."""
+the one `make test` started (AWS_ENDPOINT_URL), or one started here on a free port (always
+so under pytest-xdist: one emulator per worker)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from testkit.builders import Metered, World
 def aws():
     url = os.environ.get("AWS_ENDPOINT_URL")
     emulator = None
-    if not url or not is_emulator(url):
+    # under pytest-xdist (make test runs two workers) each worker has an emulator of its
+    # own: tests that count requests or scan a table see only their worker's traffic
+    if not url or not is_emulator(url) or os.environ.get("PYTEST_XDIST_WORKER"):
         emulator = Emulator(free_port()).start()
         apply_env(emulator.port)
     bootstrap()
