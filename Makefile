@@ -40,12 +40,17 @@ node_modules/.installed: package.json package-lock.json
 # the console's browser assets, from npm, served by the app itself (no CDN: docs/console.md)
 VENDOR := miniprogram_api/static/vendor
 VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/echarts.min.js
+# the tenant API's docs page (GET /api/v1/docs, docs/tenant-api.md): Swagger UI, served locally
+VENDOR_FILES += $(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css
 $(VENDOR)/htmx.min.js: node_modules/.installed
 	@mkdir -p $(VENDOR)
 	cp node_modules/htmx.org/dist/htmx.min.js $@
 $(VENDOR)/echarts.min.js: node_modules/.installed
 	@mkdir -p $(VENDOR)
 	cp node_modules/echarts/dist/echarts.min.js $@
+$(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css: node_modules/.installed
+	@mkdir -p $(VENDOR)
+	cp node_modules/swagger-ui-dist/$(notdir $@) $@
 vendor: $(VENDOR_FILES)
 
 # the browser tests drive Debian's Chromium (never a Playwright browser download) with a CJK font
@@ -69,7 +74,7 @@ soak: $(VENV)/.installed
 ## make bench: every benchmark, each on its own emulator; fails if any misses a target (all still run)
 bench: $(VENV)/.installed
 	@failed=""; \
-	for b in ledger ingest webhook pay_to_power cold_import cost console; do \
+	for b in ledger ingest webhook pay_to_power cold_import cost console api; do \
 		bash infra/local/with_stack.sh $(PY) bench/$$b.py || failed="$$failed $$b"; \
 	done; \
 	$(PY) bench/bus.py || failed="$$failed bus"; \

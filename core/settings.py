@@ -67,6 +67,21 @@ class Settings:
     wechatpay_base_url: str = "https://api.mch.weixin.qq.com"
     wechatpay_read_timeout: float = field(default=10.0, metadata=_above(0))
     wechat_api_base: str = "https://api.weixin.qq.com"
+    # the official account's web authorization page (locally: the WeChat API emulator)
+    wechat_oauth_base: str = "https://open.weixin.qq.com"
+    # tenant rate limits (docs/tenant-auth.md): at most N per fixed window, per subject
+    login_limit_per_ip: int = field(default=60, metadata=_at_least(1))
+    login_limit_per_openid: int = field(default=10, metadata=_at_least(1))
+    login_limit_window_seconds: int = field(default=60, metadata=_at_least(1))
+    order_limit_per_openid: int = field(default=10, metadata=_at_least(1))
+    order_limit_per_ip: int = field(default=30, metadata=_at_least(1))
+    order_limit_window_seconds: int = field(default=600, metadata=_at_least(1))
+    # proxies that append to X-Forwarded-For after the client: 1 = CloudFront in front of an
+    # edge-optimized API Gateway (zappa's default); the client is the entry before them
+    client_ip_proxy_hops: int = field(default=1, metadata=_at_least(0))
+    # the WeChat Pay emulator's WeixinJSBridge shim, loaded by the H5 pages to pay outside
+    # WeChat (local demo and tests only; prod refuses any value: docs/h5.md)
+    wechatpay_jsbridge_url: str = ""
     # ledger audit
     audit_batch_size: int = field(default=100, metadata=_at_least(1))
     audit_queue_url: str = ""  # serverless.yml: !Ref LedgerAuditQueue; locally found by name
@@ -75,6 +90,7 @@ class Settings:
     # secrets: ids (names or ARNs) in Secrets Manager, never values
     jwt_secret_id: str = ""  # HS256 key of tenant tokens (32+ characters)
     wechat_secret_id: str = ""  # JSON {"appid", "secret"}: the mini-program's credentials
+    wechat_oa_secret_id: str = ""  # JSON {"appid", "secret"}: the official account's (web authorization)
     wechatpay_secret_id: str = ""  # JSON: the merchant's configuration and keys (core/integrations/wechatpay.py)
     console_secret_id: str = ""  # the console's session-signing key (32+ characters; docs/console.md)
     site_secret_prefix: str = ""  # + site id: JSON {"current", "previous"?}: a site's signing keys
@@ -177,7 +193,7 @@ def resource_name(name: str) -> str:
 
 # -- what an entry point needs --------------------------------------------------------
 
-SECRET_NAMES = ("jwt", "wechat", "wechatpay", "console")  # + "sites": the site secrets, one per site
+SECRET_NAMES = ("jwt", "wechat", "wechatpay", "console", "wechat_oa")  # + "sites": the site secrets, one per site
 
 
 @dataclass(frozen=True)
@@ -211,6 +227,7 @@ BASE = needs(("stage",))
 SITES = needs(secrets=("sites",))  # signs commands to sites, verifies their messages
 WECHATPAY = needs(secrets=("wechatpay",))
 TENANT_LOGIN = needs(secrets=("jwt", "wechat"))
+TENANT_OAUTH = needs(secrets=("wechat_oa",))  # the official account's web authorization (H5 login)
 LEDGER_AUDIT = needs(("audit_queue_url",))
 CONSOLE = needs(secrets=("console",))  # signs the console's session cookies and CSRF tokens
 
@@ -223,6 +240,7 @@ CONSOLE = needs(secrets=("console",))  # signs the console's session cookies and
 DEMO_SECRETS = frozenset({
     "local-only-jwt-secret-" + "x" * 20,  # the local stack's JWT secret
     "app-secret-for-local-runs",  # the WeChat API emulator's app secret
+    "oa-secret-for-local-runs",  # the WeChat API emulator's official-account secret
     "0123456789abcdefghijklmnopqrstuv",  # the WeChat Pay emulator's APIv3 key
     "test-jwt-secret-that-is-long-enough-0123456789",
     "local-only-console-secret-" + "y" * 20,  # the local stack's console session key
@@ -250,10 +268,13 @@ def production_problems(s: Settings, secret_values: dict[str, str] | None = None
     if not s.prod:
         return []
     problems = []
-    for name in ("aws_endpoint", "wechatpay_base_url", "wechat_api_base"):
+    for name in ("aws_endpoint", "wechatpay_base_url", "wechat_api_base", "wechat_oauth_base"):
         url = getattr(s, name)
         if url and _local(url):
             problems.append(f"{env_name(name)} points at a local emulator ({url})")
+    if s.wechatpay_jsbridge_url:
+        problems.append(f"{env_name('wechatpay_jsbridge_url')} loads the WeChat Pay emulator's payment shim "
+                        "into tenant pages (local demo and tests only)")
     for name, value in sorted((secret_values or {}).items()):
         if value in DEMO_SECRETS:
             problems.append(f"secret {name} holds a demo value from this repository")

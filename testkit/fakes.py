@@ -31,6 +31,7 @@ from core.domain.payments import CLOSED, PAID, PENDING, REFUND_PROCESSING, Order
 from core.domain.rating import Baseline
 from core.domain.writes import (
     AddEvent,
+    AddUsage,
     DecideEvent,
     FailRefund,
     IssueRelay,
@@ -64,6 +65,7 @@ class InMemoryStore:
         self.tenants: dict[str, Tenant] = {}
         self.sites: dict[str, Site] = {}
         self.sent: list[tuple[str, str, str, str]] = []  # (queue, body, group, dedup) of commands sent
+        self.usage: list = []  # core.domain.usage.Usage added to the aggregates, in order (AddUsage)
         self.repos = Repositories(ledger=FakeLedger(self), accounts=FakeAccounts(self), meters=FakeMeters(self),
                                   commands=FakeCommands(self), events=FakeEvents(self), orders=FakeOrders(self),
                                   directory=FakeDirectory(self), unit=FakeUnit(self))
@@ -141,6 +143,8 @@ class InMemoryStore:
                 ok = (c.command_id not in self.commands and m is not None and m.relay_command_id is None
                       and m.relay_seq == w.relay_seq - 1 and (w.event.subject, w.event.event_id) not in self.events)
                 return None if ok else Refused(w)
+            case AddUsage():
+                return None  # unconditioned: joins records that make the reading count once
         raise TypeError(f"not a write record: {w!r}")
 
     def apply(self, w: Write) -> None:
@@ -180,6 +184,8 @@ class InMemoryStore:
                                                   desired_relay=w.relay, relay_seq=w.relay_seq,
                                                   relay_last_try=c.issued_at, relay_attempts=1)
                 self.events[(w.event.subject, w.event.event_id)] = copy.deepcopy(w.event)
+            case AddUsage():
+                self.usage.append(w.usage)
 
     def commit(self, writes: Iterable[Write]) -> tuple[Refused, ...]:
         writes = list(writes)

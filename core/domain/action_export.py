@@ -26,7 +26,8 @@ DEFAULT_DAYS = 7
 MAX_DAYS = 400  # core/services/action_log.py query()
 MAX_FILTER = 100
 SCOPES = ("property", "company")
-ROLE_NAMES = {"owner": "所有者", "operator": "运营", "finance": "财务", "viewer": "只读", "system": "系统"}
+ROLE_NAMES = {"owner": "所有者", "operator": "运营", "finance": "财务", "viewer": "只读", "system": "系统",
+              "tenant": "租户（微信）"}
 
 HEADERS = ("时间", "操作人", "登录名", "角色", "操作", "操作代码", "对象", "金额（元）", "变更前", "变更后", "IP 地址")
 

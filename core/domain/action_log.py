@@ -38,6 +38,9 @@ ACTION_NAMES: dict[str, str] = {
     "account_opened": "开户",
     "meter_added": "添加表计",
     "binding_code_issued": "发放绑定码",
+    # tenants' own bindings (core/services/bindings.py; actor: the WeChat user, role "tenant")
+    "tenant_bound": "租户绑定账户",
+    "tenant_unbound": "租户解除绑定",
     "tariff_assigned": "设置电价方案",
     "counter_recharge": "柜台充值",
     "refund_wechat": "微信退款",
@@ -49,6 +52,9 @@ ACTION_NAMES: dict[str, str] = {
     "meter_replaced": "换表",
     "account_closed": "销户",
     "account_closing": "销户（退款处理中）",
+    # tenant refund requests (core/services/refund_requests.py)
+    "refund_request_approve": "同意退款申请",
+    "refund_request_reject": "驳回退款申请",
 }
 
 MAX_VALUE_BYTES = 8_000  # before / after, each, as JSON

@@ -133,6 +133,13 @@ class Account:
     keep_supply: bool = False  # 保电: never cut
     opened_at: str = ""
     cut_state: str = "none"  # none | pending | cut (core/domain/control.py)
+    # the costs of the last 8 local days, (("YYYY-MM-DD", fen), ...) oldest first: the
+    # forecast's input (core/domain/usage.py), kept on the account item by every metered posting
+    daily_costs: tuple[tuple[str, int], ...] = ()
+    # the control settings a tenant is shown with the balance (core/domain/tenant_view.py)
+    restore_line: int = 0  # fen: a cut supply comes back above it (and above the cut-off line)
+    alarm_levels: tuple[int, ...] = ()  # fen, descending; () = the defaults (core/domain/control.py)
+    cut_due_at: str = ""  # when a pending cut runs (cut_state "pending")
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,7 @@ class Reading:
     total: str  # register value as a decimal string (kWh or m³)
     seq: int = 0
     registers: dict[str, str] = field(default_factory=dict)
+    power_kw: str | None = None  # average kW over the interval this reading closes (electricity, billed readings)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class SubjectKind(StrEnum):
     SITE = "site"
     PAYMENTS = "payments"  # a property's payment alerts
     RECONCILE = "reconcile"  # a day's reconciliation with WeChat Pay's trade bill
+    NOTICE = "notice"  # news for an account's tenants only (core/domain/tenant_feed.py): payment credited...
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class Subject:
     @classmethod
     def reconcile(cls, bill_date: str) -> Subject:
         return cls(SubjectKind.RECONCILE, bill_date)
+
+    @classmethod
+    def notice(cls, account_id: str) -> Subject:
+        return cls(SubjectKind.NOTICE, account_id)
 
 
 @dataclass(frozen=True)

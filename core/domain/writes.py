@@ -17,6 +17,7 @@ from core.domain.events import Event, Subject
 from core.domain.meters import MeterUpdate
 from core.domain.payments import Refund
 from core.domain.tariff import RatingCarry
+from core.domain.usage import Usage
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,17 @@ class IssueRelay:
     event: Event
 
 
-Write = AddEvent | DecideEvent | MeterUpdate | MoveCarry | MarkPaid | StartRefund | FailRefund | IssueRelay
+@dataclass(frozen=True)
+class AddUsage:
+    """Add a rated reading's usage (quantity and fen per band, core/domain/usage.py) to its
+    account's day and month aggregates, and (power_kw given) set the meter's latest average
+    power on the day's. Unconditioned: it joins a transaction whose other records make the
+    reading count once (the entry's id, the meter's baseline seq, the anomaly's status)."""
+
+    usage: Usage
+
+
+Write = AddEvent | DecideEvent | MeterUpdate | MoveCarry | MarkPaid | StartRefund | FailRefund | IssueRelay | AddUsage
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ SHAPES: dict[str, tuple[str, ...]] = {
     "jwt": (),
     "console": (),  # the console's session key: a string of 32+ characters
     "wechat": ("appid", "secret"),
+    "wechat_oa": ("appid", "secret"),  # the official account (web authorization)
     "wechatpay": ("appid", "mchid", "cert_serial", "private_key", "apiv3_key", "public_key_id", "public_key",
                   "notify_url"),
 }

@@ -1,13 +1,20 @@
 """Tenant login and sessions (docs/tenant-auth.md).
 
-A wx.login() code becomes a session: a 15-minute access token (HS256 JWT naming the
-openid and the session) and a rotating refresh token, of which the store keeps only the
-hash. Every request's access token is checked against its session with one consistent
-read, so logout, a detected refresh-token theft or a rebinding stops it at once.
+A wx.login() code (mini-program) or a web authorization code (the official account's H5
+pages, OAuth2) becomes a session: a 15-minute access token (HS256 JWT naming the openid
+and the session) and a rotating refresh token, of which the store keeps only the hash.
+Every request's access token is checked against its session with one consistent read,
+so logout, a detected refresh-token theft or a rebinding stops it at once.
+
+The session's openid is the WeChat user's key everywhere (memberships, orders): a person
+has one openid in the mini-program and another in the official account, and each is
+bound to accounts separately. Logins are rate limited per client address and per openid
+(core/services/limits.py).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,8 +22,10 @@ from types import ModuleType
 
 from aws_lambda_powertools import Logger
 
+from core.domain import memberships as membership_rules
 from core.domain.clock import Clock, utcnow
-from core.domain.errors import Unauthorized, ValidationError
+from core.domain.errors import FeikongError, Unauthorized, ValidationError
+from core.domain.ledger import format_time
 from core.domain.naming import id_problem, require_id
 from core.domain.sessions import (
     Refresh,
@@ -31,10 +40,13 @@ from core.domain.sessions import (
 )
 from core.integrations import secrets as secrets_store
 from core.integrations import wechat
-from core.store import directory as dstore
+from core.services.limits import Limiter
+from core.store import memberships as mstore
 from core.store import sessions as sstore
 
 ISSUER = "feikong"
+OAUTH_SCOPE = "snsapi_userinfo"  # the nickname shows roommates who is who; snsapi_base would be silent
+_STATE = re.compile(r"[A-Za-z0-9_-]{0,128}")  # WeChat: a-zA-Z0-9, at most 128 bytes
 log = Logger(service="feikong", child=True)
 
 
@@ -62,9 +74,10 @@ class TenantAuth:
     """Login, refresh, logout and the per-request check. `sessions` is the session store
     (core/store/sessions.py); `clock` is injected so tests expire tokens without sleeping."""
 
-    def __init__(self, clock: Clock = utcnow, sessions: ModuleType = sstore) -> None:
+    def __init__(self, clock: Clock = utcnow, sessions: ModuleType = sstore, limiter: Limiter | None = None) -> None:
         self.clock = clock
         self.sessions = sessions
+        self.limiter = limiter or Limiter(clock)
 
     # --- issuing ----------------------------------------------------------------------
 
@@ -78,22 +91,51 @@ class TenantAuth:
                 "refresh_token": refresh, "refresh_expires_in": _seconds(s.expires_at, now)}
 
     def login(self, code: object) -> dict:
-        if not isinstance(code, str) or not code or len(code) > 128:
-            raise ValidationError("缺少登录凭证 code", code="code_required", field="code")
+        """A mini-program login: the wx.login() code through code2session."""
+        _require_code(code)
+        self.limiter.login_ip()
         try:
             session = wechat.code_to_session(code)
         except wechat.LoginRefused:
             raise Unauthorized("微信登录失败，请重试", code="login_refused") from None
         openid = require_id(session["openid"], "openid")
+        self.limiter.login_openid(openid)
+        return self._open(openid)
+
+    def login_oauth(self, code: object, state: object = None) -> dict:
+        """An official-account login (H5 pages): the web authorization code WeChat gave
+        the page's redirect_uri, exchanged at /sns/oauth2/access_token; with scope
+        snsapi_userinfo the user's nickname is kept for their roommates to see. `state`
+        is the page's own (it checks it against what it sent); here only its form."""
+        _require_code(code)
+        if state is not None and (not isinstance(state, str) or not _STATE.fullmatch(state)):
+            raise ValidationError("state 参数无效", code="state_invalid", field="state")
+        self.limiter.login_ip()
+        try:
+            grant, client = wechat.oauth_exchange(code)
+        except wechat.LoginRefused:
+            raise Unauthorized("微信授权登录失败，请重新进入页面", code="login_refused") from None
+        except wechat.WeChatUnavailable:
+            raise WeChatDown() from None
+        openid = require_id(grant.get("openid"), "openid")
+        self.limiter.login_openid(openid)
+        nickname = None
+        if OAUTH_SCOPE in str(grant.get("scope", "")).split(","):
+            nickname = membership_rules.clean_nickname(wechat.oauth_nickname(client))
+        return self._open(openid, nickname)
+
+    def _open(self, openid: str, nickname: str | None = None) -> dict:
         now = self.clock()
         sid = secrets.token_hex(16)
         refresh = refresh_token(openid, sid, secrets.token_urlsafe(32))
         s = open_session(openid, sid, hash_token(refresh), now)
         if not self.sessions.create(s):  # 128 random bits taken: never expected
             raise RuntimeError("session id collision")
-        tenants = dstore.tenants_by_openid(openid)
+        found, known = mstore.of_openid(openid)
+        if nickname and nickname != known:
+            mstore.set_nickname(openid, nickname, format_time(now))
         return {**self._tokens(s, refresh, now),
-                "bound": bool(tenants), "properties": sorted({t.property_id for t in tenants})}
+                "bound": bool(found), "properties": sorted({m.property_id for m in found})}
 
     def refresh(self, token: object) -> dict:
         """Spend a refresh token for a new access and refresh token. A spent token
@@ -153,6 +195,30 @@ class TenantAuth:
         self.sessions.revoke(caller.openid, caller.session_id, self.clock(), "logout")
 
 
+class WeChatDown(FeikongError):
+    status = 503
+    code = "wechat_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("微信服务暂时不可用，请稍后重试")
+
+
+def _require_code(code: object) -> None:
+    if not isinstance(code, str) or not code or len(code) > 128:
+        raise ValidationError("缺少登录凭证 code", code="code_required", field="code")
+
+
+def oauth_authorize_url(redirect_uri: str, state: str) -> str:
+    """Where the official account's H5 page sends the browser to log in: WeChat's web
+    authorization page (scope snsapi_userinfo), which comes back to
+    `redirect_uri?code=...&state=...`; the page then posts the code to /api/v1/login/oauth."""
+    if not isinstance(redirect_uri, str) or not re.fullmatch(r"https?://[^\s#]{1,1000}", redirect_uri):
+        raise ValidationError("redirect_uri 无效", code="redirect_uri_invalid", field="redirect_uri")
+    if not isinstance(state, str) or not _STATE.fullmatch(state):
+        raise ValidationError("state 参数无效", code="state_invalid", field="state")
+    return wechat.oauth_authorize_url(redirect_uri, state, OAUTH_SCOPE)
+
+
 def revoke_openid(openid: str, reason: str, clock: Clock = utcnow, sessions: ModuleType = sstore) -> int:
     """Revoke every live session of a WeChat user (rebinding); the number revoked."""
     now = clock()
@@ -162,7 +228,7 @@ def revoke_openid(openid: str, reason: str, clock: Clock = utcnow, sessions: Mod
 
 
 def tenant_accounts(openid: str) -> list:
-    out = []
-    for t in dstore.tenants_by_openid(openid):
-        out.extend(dstore.accounts_of_tenant(t.tenant_id))
-    return out
+    """The WeChat user's accounts (core/services/tenancy.py accounts_of)."""
+    from core.services import tenancy
+
+    return tenancy.accounts_of(openid)

@@ -184,7 +184,9 @@ class Control:
     def _command_event(m: MeterState, c: policy.Command) -> Event:
         return Event(Subject.meter(m.meter_id), f"command:{c.command_id}", "command", m.property_id, c.issued_at,
                      message=f"{c.op} ({c.cause})",
-                     data={"command_id": c.command_id, "op": c.op, "cause": c.cause, "actor": c.actor, **c.args})
+                     # account_id: a relay command is news for the account's tenants (core/domain/tenant_feed.py)
+                     data={"command_id": c.command_id, "op": c.op, "cause": c.cause, "actor": c.actor,
+                           "account_id": m.account_id, **c.args})
 
     def live_relay(self, m: MeterState) -> policy.Command | None:
         """The meter's outstanding relay command if it may still run."""

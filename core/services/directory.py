@@ -36,10 +36,12 @@ from core.domain.ledger import (
     format_time,
     require_id,
 )
+from core.domain.memberships import VIA_TENANT, Membership
 from core.domain.money import require_fen
 from core.integrations import queues
 from core.services import auth, sites
 from core.store import directory as store
+from core.store import memberships as members
 from core.store.ledger import LedgerStore
 
 
@@ -109,24 +111,46 @@ def register_tenant(property_id: str, tenant_id: str, name: str, phone: str) -> 
     return t
 
 
-def bind_openid(tenant_id: str, openid: str) -> Tenant:
-    """Bind a WeChat user to a tenant record. A rebinding (the tenant had another openid)
-    revokes the sessions of both WeChat users, so neither keeps a token minted for the
-    old binding (docs/tenant-auth.md): the previous user's before the write (a retry
-    still knows who that was) and after it (a login in between), the new user's after."""
+def bind_openid(tenant_id: str, openid: str, clock: Clock = utcnow) -> Tenant:
+    """Make a WeChat user the tenant's own (the tenant record's openid) and a member of
+    each of the tenant's open accounts (and of the accounts opened for the tenant later).
+
+    A rebinding (the tenant had another openid: the room changed hands) takes the previous
+    user's memberships of the tenant's accounts away and revokes the sessions of both
+    WeChat users (docs/tenant-auth.md, "Revocation"): the previous user's before the write
+    (a retry still knows who that was) and after it (a login in between), the new user's
+    after. Roommates bound by a binding code keep their memberships. Binding the same
+    openid again only completes memberships a failed call left undone."""
     require_id(openid, "openid")
     t = store.get_tenant(require_id(tenant_id, "tenant_id"))
     if t is None:
         raise NotFound("租户不存在", code="tenant_not_found")
+    accounts = store.accounts_of_tenant(tenant_id)
     if t.openid == openid:
+        _add_members(openid, accounts, clock)
         return t
     if t.openid:
         auth.revoke_openid(t.openid, "rebound")
+        _remove_members(t.openid, accounts)
     store.bind_openid(tenant_id, openid)
+    _add_members(openid, accounts, clock)
     if t.openid:
+        _remove_members(t.openid, accounts)
         auth.revoke_openid(t.openid, "rebound")
     auth.revoke_openid(openid, "rebound")
     return replace(t, openid=openid)
+
+
+def _add_members(openid: str, accounts: list[Account], clock: Clock) -> None:
+    at = format_time(clock())
+    for a in accounts:
+        if a.status == ACCOUNT_OPEN:
+            members.add(Membership(openid, a.account_id, a.property_id, a.tenant_id, at, VIA_TENANT))
+
+
+def _remove_members(openid: str, accounts: list[Account]) -> None:
+    for a in accounts:
+        members.remove(openid, a.account_id)
 
 
 def tenants_for_openid(openid: str) -> list[Tenant]:
@@ -187,6 +211,8 @@ def open_account(
     )
     if not LedgerStore().open_account(account, opening):
         raise Conflict("账户已存在", code="already_exists", account_id=account_id)
+    if tenant.openid:  # the tenant's own WeChat user sees the new account (docs/tenant-auth.md)
+        members.add(Membership(tenant.openid, account_id, property_id, tenant_id, now, VIA_TENANT))
     return account
 
 

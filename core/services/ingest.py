@@ -1,8 +1,9 @@
 """Uplink messages from bridges: readings are rated and billed, command results applied.
 
 One DynamoDB transaction per reading in the common case: the ledger entry, the account's
-new balance (with any alarm or cut-off state change) and the meter's new baseline are
-written together, planned against states this process remembers and conditioned on
+new balance (with any alarm or cut-off state change and its recent daily costs), the
+meter's new baseline and the account's day and month usage aggregates (core/domain/usage.py)
+are written together, planned against states this process remembers and conditioned on
 them, so a duplicate or a stale memory costs a retry, never a wrong or double charge.
 """
 
@@ -18,6 +19,7 @@ from aws_lambda_powertools import Logger
 from cachetools import LRUCache
 
 from core.domain import rating as rules
+from core.domain import usage as usage_rules
 from core.domain.clock import Clock, utcnow
 from core.domain.errors import ConditionFailed, Conflict, IdempotencyConflict, NotFound, WriteRefused
 from core.domain.events import Event, Subject
@@ -25,7 +27,8 @@ from core.domain.ledger import AccountState, Entry, EntryKind, PostingRequest, f
 from core.domain.meters import MeterState, MeterUpdate
 from core.domain.rating import Baseline, MeterReading, Verdict
 from core.domain.tariff import Charge, Plan, RatingCarry
-from core.domain.writes import AddEvent, DecideEvent, MoveCarry, Write, meter_refused
+from core.domain.usage import Usage
+from core.domain.writes import AddEvent, AddUsage, DecideEvent, MoveCarry, Write, meter_refused
 from core.protocol import messages
 from core.services import observability, tariffs
 from core.services.cache import state_cache
@@ -181,21 +184,32 @@ class Ingest:
             events.append(self._anomaly(m, r, verdict, outcome.charge))
         if m.billing_mode == "meter" and r.balance is not None:
             events += self._mirror_checks(m, r)
+        reading = {"read_at": r.read_at.isoformat(), "total": str(r.total), "seq": r.seq,
+                   "registers": {k: str(v) for k, v in r.registers.items()}}
+        if verdict.action == rules.BILL and m.baseline is not None and usage_rules.utility(m.kind) == "electricity":
+            # the readings carry no power register: the meter's stored reading keeps the
+            # average power over the interval it closes (the tenant's realtime view)
+            power = usage_rules.average_power(verdict.quantity, m.baseline.read_at, r.read_at)
+            if power is not None:
+                reading["power_kw"] = str(power)
         update = MeterUpdate(
             meter_id=m.meter_id,
             expected_seq=m.baseline.seq if m.baseline else None,
             baseline=new_baseline,
             seen_at=format_time(now),
-            reading={"read_at": r.read_at.isoformat(), "total": str(r.total), "seq": r.seq,
-                     "registers": {k: str(v) for k, v in r.registers.items()}} if verdict.moves_baseline else None,
+            reading=reading if verdict.moves_baseline else None,
             online=True,
             meter_balance=r.balance,
             purchase_count=r.purchase_count,
             relay_state=r.relay_state,
             expected_carry=m.baseline.carry if m.baseline else None,
         )
+        # the usage aggregates move with the reading (cloud-rated readings: a charge; one
+        # under a fen still adds its quantity)
+        usage = usage_rules.usage_of(m.account_id, m.meter_id, m.kind, charge, r.read_at) if charge is not None else None
+        adds: list[Write] = [AddUsage(usage)] if usage is not None else []
         if charge is None or charge.fen == 0:
-            refused = self.unit.commit([update, *(AddEvent(e) for e in events)])
+            refused = self.unit.commit([update, *adds, *(AddEvent(e) for e in events)])
             if refused:
                 if meter_refused(refused) is None:
                     # the meter is as we planned on, but the reading's events are written
@@ -211,7 +225,7 @@ class Ingest:
         def hook(state: AccountState, entry: Entry):
             changes, alarm_events, decision = self.control.decide_after(state, entry, now)
             decided["d"] = (state, decision)
-            return changes, [update, *(AddEvent(e) for e in events + alarm_events)]
+            return _with_cost(changes, state, usage), [update, *adds, *(AddEvent(e) for e in events + alarm_events)]
 
         req = PostingRequest(
             account_id=m.account_id,
@@ -311,12 +325,14 @@ class Ingest:
             carry = m.baseline.carry
             charge = rules.rate_approved(self.plans(m.plan_id), start, end, quantity, by_period, carry,
                                          at_detection)
+            usage = usage_rules.usage_of(m.account_id, meter_id, m.kind, charge, end)  # on its read time's day
             ops: list[Write] = [
                 MoveCarry(meter_id, carry, charge.carry),
                 DecideEvent(e.subject, event_id, "open", "approved", actor, {"approved_fen": charge.fen}),
+                AddUsage(usage),
             ]
             try:
-                entry = self._bill_approved(m, seq, d, charge, ops, actor, event_id)
+                entry = self._bill_approved(m, seq, d, charge, ops, actor, event_id, usage)
             except _StaleMeter:
                 continue
             self._remember(replace(m, baseline=replace(m.baseline, carry=charge.carry)))
@@ -324,7 +340,7 @@ class Ingest:
         raise RuntimeError(f"anomaly {meter_id}:{event_id} could not be approved")
 
     def _bill_approved(self, m: MeterState, seq: int, d: dict, charge: Charge, ops: list, actor: str,
-                       event_id: str) -> Entry | None:
+                       event_id: str, usage: Usage | None = None) -> Entry | None:
         def refused(meter_moved: bool):
             if meter_moved:  # the carry moved on meanwhile: rate again
                 return _StaleMeter(m)
@@ -341,7 +357,7 @@ class Ingest:
         def hook(state: AccountState, entry: Entry):
             changes, alarm_events, decision = self.control.decide_after(state, entry, now)
             decided["d"] = (state, decision)
-            return changes, ops + [AddEvent(a) for a in alarm_events]
+            return _with_cost(changes, state, usage), ops + [AddEvent(a) for a in alarm_events]
 
         req = PostingRequest(
             account_id=m.account_id, entry_id=rules.entry_id(m.meter_id, seq),
@@ -371,6 +387,15 @@ class Ingest:
         if not self.events.set_event_status(e.subject, event_id, "open", "rejected", actor,
                                             {"reason": reason} if reason else None):
             raise ConditionFailed("该异常已处理", code="anomaly_decided")
+
+
+def _with_cost(changes: dict, state: AccountState, usage: Usage | None) -> dict:
+    """The posting's account changes plus the account's recent daily costs with this
+    usage's cost added (planned on the exact state the posting is conditioned on)."""
+    if usage is None or usage.fen == 0:
+        return changes
+    costs = usage_rules.roll_daily_costs(state.control.get("daily_costs") or {}, usage.day, usage.fen)
+    return {**changes, "daily_costs": costs}
 
 
 class _StaleMeter(Exception):

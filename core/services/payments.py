@@ -17,10 +17,11 @@ from core.domain.events import Event, Subject
 from core.domain.ledger import Entry, format_time, require_id
 from core.domain.money import require_fen
 from core.domain.payments import Limits, Order, Refund
-from core.domain.writes import FailRefund, MarkPaid, StartRefund
+from core.domain.writes import AddEvent, FailRefund, MarkPaid, StartRefund
 from core.integrations import wechatpay
-from core.services import observability
+from core.services import observability, tenancy
 from core.services.control import Control
+from core.services.limits import Limiter
 from core.settings import get_settings
 from core.store import directory as dstore
 from core.store import events as events_store
@@ -80,6 +81,7 @@ class Payments:
         self.refund_query_after = timedelta(minutes=s.refund_query_after_minutes)
         self._rejections = RateLimitedWarning("payment notification rejected",
                                               timedelta(seconds=s.notify_reject_log_seconds))
+        self.limiter = Limiter(clock)
 
     @property
     def pay(self) -> wechatpay.WeChatPayClient:
@@ -88,12 +90,13 @@ class Payments:
     # -- tenant: create a recharge ---------------------------------------------------------
 
     def create_recharge(self, openid: str, account_id: str, amount: object) -> dict:
+        """A recharge order by a member of the account (core/services/tenancy.py: the
+        tenant or a roommate). Rate limited per openid and per client address
+        (core/services/limits.py): a refused attempt is counted too."""
         require_id(account_id, "account_id")
         amount = rules.check_amount(amount, self.limits)
-        account = self.directory.get_account(account_id)
-        mine = {t.tenant_id for t in self.directory.tenants_by_openid(openid)}
-        if account is None or account.tenant_id not in mine:
-            raise NotFound("账户不存在", code="account_not_found")  # never reveal another tenant's account
+        self.limiter.order(openid)
+        account = tenancy.account_of(openid, account_id)  # 404 for another tenant's account
         if account.status != "OPEN":
             raise Conflict("账户已销户，不能充值", code="account_closed")
         now = self.clock()
@@ -164,7 +167,11 @@ class Payments:
         paid_date = datetime.fromisoformat(paid_at.replace("Z", "+00:00")).astimezone(SH).date().isoformat()
         try:
             entry = self.control.credit(
-                extras=[MarkPaid(out_trade_no, order.amount, txid, paid_at, paid_date)],
+                extras=[MarkPaid(out_trade_no, order.amount, txid, paid_at, paid_date),
+                        # the tenant's notification "充值到账" (core/domain/tenant_feed.py), in the credit's transaction
+                        AddEvent(Event(Subject.notice(order.account_id), f"paid:{txid}", "payment_credited",
+                                       order.property_id, format_time(self.clock()),
+                                       data={"amount": order.amount, "out_trade_no": out_trade_no}))],
                 account_id=order.account_id, entry_id=f"pay:{txid}", kind="recharge", amount=order.amount,
                 cause=f"order:{out_trade_no}", actor="wechatpay", occurred_at=paid_at, memo="微信支付充值",
             )

@@ -200,7 +200,19 @@ def _account(i: AccountItem) -> Account:
         keep_supply=bool(i.keep_supply),
         opened_at=i.opened_at,
         cut_state=i.cut_state or "none",
+        daily_costs=_daily_costs(i.daily_costs),
+        restore_line=int(i.restore_line or 0),
+        alarm_levels=tuple(int(x) for x in i.alarm_levels) if i.alarm_levels else (),
+        cut_due_at=i.cut_due_at or "",
     )
+
+
+def _daily_costs(value) -> tuple[tuple[str, int], ...]:
+    """The account item's recent daily costs (a raw map, day -> fen), oldest day first."""
+    if not value:
+        return ()
+    raw = value.as_dict() if hasattr(value, "as_dict") else dict(value)
+    return tuple(sorted((str(k), int(v)) for k, v in raw.items()))
 
 
 def get_account(account_id: str) -> Account | None:
@@ -280,6 +292,7 @@ def _meter(i: MeterItem) -> Meter:
             total=i.last_reading.total,
             seq=int(i.last_reading.seq or 0),
             registers=dict(i.last_reading.registers.as_dict()) if i.last_reading.registers else {},
+            power_kw=i.last_reading.power_kw,
         )
     return Meter(
         meter_id=i.meter_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from core.domain.events import Event, Subject, SubjectKind
+from core.domain.tenant_feed import feed_account
 from core.domain.writes import DecideEvent
 from core.store.models import EventItem
 from core.store.tx import Tx, save_if, update_if
@@ -28,7 +29,9 @@ def event_item(e: Event) -> EventItem:
     return EventItem(scope(e.subject), e.event_id, property_id=e.property_id, at=e.at, type=e.type, status=e.status,
                      message=e.message, data=e.data,
                      # the sparse review-queue index: only an anomaly awaiting a decision
-                     open_anomaly=e.property_id if e.type == "anomaly" and e.status == "open" else None)
+                     open_anomaly=e.property_id if e.type == "anomaly" and e.status == "open" else None,
+                     # the sparse tenant-notifications index: only tenant-facing events
+                     account_feed=feed_account(e))
 
 
 def add_event(tx: Tx, e: Event, tag: str = "") -> None:
@@ -97,3 +100,25 @@ def add_decision(tx: Tx, d: DecideEvent, tag: str = "") -> None:
     actions += [EventItem.data[k].set(v) for k, v in d.data.items()]
     tx.update(EventItem(scope(d.subject), d.event_id), actions, EventItem.status == d.expected,
               tag=tag or f"decision:{d.event_id}")
+
+
+# --- a tenant's notifications (core/domain/tenant_feed.py) -----------------------------------
+
+FEED_CURSOR_KEYS = ("account_feed", "at", "scope", "event_id")
+
+
+def feed_page(account_id: str, limit: int, after: dict | None = None) -> tuple[list[Event], dict | None]:
+    """The account's tenant-facing events newest first, `limit` of them after the previous
+    page's last (its keys: FEED_CURSOR_KEYS), and the keys of this page's last for the next
+    page (None on the last page). One Query of the sparse by_account_feed index for limit + 1."""
+    start = None
+    if after is not None:
+        if after.get("account_feed") != account_id:
+            return [], None  # a cursor of another account's feed reads nothing
+        start = {k: {"S": after[k]} for k in FEED_CURSOR_KEYS}
+    items = list(EventItem.by_account_feed.query(account_id, scan_index_forward=False, limit=limit + 1,
+                                                 page_size=limit + 1, last_evaluated_key=start))
+    page = items[:limit]
+    last = page[-1] if len(items) > limit and page else None
+    nxt = {"account_feed": account_id, "at": last.at, "scope": last.scope, "event_id": last.event_id} if last else None
+    return [_event(i) for i in page], nxt

@@ -57,7 +57,8 @@ class LedgerRepository(Protocol):
     def all_entries(self, account_id: str) -> list[Entry]: ...
 
 
-CONTROL_FIELDS = ("alarm_state", "cut_state", "cut_due_at", "cut_pending", "supply_check", "supply_check_at", "supply_token")
+CONTROL_FIELDS = ("alarm_state", "cut_state", "cut_due_at", "cut_pending", "supply_check", "supply_check_at", "supply_token",
+                  "daily_costs")  # daily_costs: the recent days' costs (core/domain/usage.py)
 
 
 def state_from_item(item: AccountItem) -> AccountState:
@@ -79,6 +80,7 @@ def state_from_item(item: AccountItem) -> AccountState:
             "alarm_state": _plain(item.alarm_state),
             "cut_state": item.cut_state or "none",
             "cut_due_at": item.cut_due_at or "",
+            "daily_costs": {k: int(v) for k, v in _plain(item.daily_costs).items()},
         },
     )
 

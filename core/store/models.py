@@ -13,6 +13,11 @@ Access patterns (docs/ARCHITECTURE.md has the full list):
 - tariffs.by_property: a property's plans; events.by_open_anomaly (sparse): anomalies awaiting
   review (docs/console.md "Tariffs", "Anomalies").
 - admin_users.by_company: a company's admins (keys only; docs/console.md "Users").
+- memberships: a WeChat user's accounts (openid -> accounts) and memberships.by_account: an
+  account's WeChat users (roommates); rate_limits: fixed-window counters (docs/tenant-auth.md).
+- events.by_account_feed (sparse): a tenant's notifications; refund_requests (per account,
+  by_pending sparse for the console's queue, by_property); alarm_preferences (openid, account)
+  (docs/tenant-api.md "Money chain, refunds, preferences, notifications").
 """
 
 from __future__ import annotations
@@ -197,6 +202,9 @@ class AccountItem(_Base):
     audit_balance = NumberAttribute(null=True)
     audit_posted_at = UnicodeAttribute(null=True)
     audit_at = UnicodeAttribute(null=True)
+    # the costs (fen) of the account's last 8 local days, {"YYYY-MM-DD": fen}: set with every
+    # metered posting, planned on the exact state it is made against (core/domain/usage.py)
+    daily_costs = MapAttribute(null=True)
     by_building = AccountsByBuilding()
     by_tenant = AccountsByTenant()
     by_property_balance = AccountsByPropertyBalance()
@@ -244,6 +252,7 @@ class ReadingAttribute(MapAttribute):
     total = UnicodeAttribute()
     seq = NumberAttribute(default=0)
     registers = MapAttribute(default=dict)
+    power_kw = UnicodeAttribute(null=True)  # average power over the interval it closes (core/domain/usage.py)
 
 
 class MeterItem(_Base):
@@ -290,6 +299,9 @@ class MeterItem(_Base):
     replaced_by = UnicodeAttribute(null=True)
     manual_open = BooleanAttribute(default=False)  # an admin's manual trip holds the relay open (docs/console.md)
     manual_reason = UnicodeAttribute(null=True)
+    # the meter closes its relay only after a press of its button (按键合闸): the tenant is
+    # told so while a restore waits (core/domain/progress.py)
+    close_needs_local_confirm = BooleanAttribute(null=True)
     by_account = MetersByAccount()
     by_site = MetersBySite()
     by_last_seen = MetersByLastSeen()
@@ -418,6 +430,15 @@ class EventsOpenAnomalies(GlobalSecondaryIndex):
     at = UnicodeAttribute(range_key=True)
 
 
+class EventsByAccountFeed(GlobalSecondaryIndex):
+    """Sparse: only tenant-facing events carry account_feed (their account id): the tenant's
+    notifications, newest first (core/domain/tenant_feed.py)."""
+
+    Meta = _index_meta("by_account_feed", AllProjection())
+    account_feed = UnicodeAttribute(hash_key=True)
+    at = UnicodeAttribute(range_key=True)
+
+
 class EventItem(_Base):
     """Anomalies, alarms, meter online/offline, commands and security events: the
     audit trail. scope is "meter#<id>", "account#<id>" or "site#<id>"."""
@@ -434,6 +455,8 @@ class EventItem(_Base):
     by_property = EventsByProperty()
     open_anomaly = UnicodeAttribute(null=True)  # the property id while an anomaly awaits review
     by_open_anomaly = EventsOpenAnomalies()
+    account_feed = UnicodeAttribute(null=True)  # the account whose tenants see it (tenant-facing events only)
+    by_account_feed = EventsByAccountFeed()
 
 
 # --- payments ---------------------------------------------------------------------------
@@ -620,6 +643,122 @@ class ConsoleCodeItem(_Base):
     purge_at = TTLAttribute(null=True)
 
 
+
+# --- tenant memberships and rate limits (docs/tenant-auth.md) ----------------------------
+
+
+class MembershipsByAccount(GlobalSecondaryIndex):
+    """An account's WeChat users (roommates). Sparse: only membership items carry
+    account_id (a user's profile item does not)."""
+
+    Meta = _index_meta("by_account", IncludeProjection(["property_id", "bound_at", "via"]))
+    account_id = UnicodeAttribute(hash_key=True)
+    openid = UnicodeAttribute(range_key=True)
+
+
+class MembershipItem(_Base):
+    """Who may see an account from WeChat, keyed by the WeChat user (openid, of the
+    mini-program or of the official account): `sk` = `account#<account_id>` (a
+    membership: one user at several properties, several users on one account) or
+    `profile` (the user's WeChat nickname, when the official account's authorization
+    gave one). A user's accounts are one Query; an account's users one index Query."""
+
+    Meta = _meta("memberships")
+    openid = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    account_id = UnicodeAttribute(null=True)
+    property_id = UnicodeAttribute(null=True)
+    tenant_id = UnicodeAttribute(null=True)
+    bound_at = UnicodeAttribute(null=True)
+    via = UnicodeAttribute(null=True)  # tenant (the tenant record's WeChat user) | code (a binding code)
+    nickname = UnicodeAttribute(null=True)  # profile items
+    updated_at = UnicodeAttribute(null=True)
+    by_account = MembershipsByAccount()
+
+
+class RateCounterItem(_Base):
+    """One fixed-window counter of a rate limit (`<rule>#<subject hash>#<window start>`):
+    one UpdateItem ADD per check, shared by every Lambda instance; TTL removes it."""
+
+    Meta = _meta("rate_limits")
+    counter_key = UnicodeAttribute(hash_key=True)
+    hits = NumberAttribute(default=0)
+    purge_at = TTLAttribute()
+
+
+# --- tenant self-service: refund requests, alarm preferences (docs/tenant-api.md) --------
+
+
+class RefundRequestsPending(GlobalSecondaryIndex):
+    """Sparse: only open (pending or approving) requests carry pending_property: the
+    console's queue (退款审批), oldest first."""
+
+    Meta = _index_meta("by_pending", AllProjection())
+    pending_property = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class RefundRequestsByProperty(GlobalSecondaryIndex):
+    """A property's requests by time (the console's recent decisions); markers carry no property_id."""
+
+    Meta = _index_meta("by_property", AllProjection())
+    property_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class RefundRequestItem(_Base):
+    """A tenant's refund request: partition = the account, sort = the request id (time
+    ordered). The account's item `~open` (a marker, no property_id) names its open request
+    in `open_request`: one open request per account, claimed in the request's transaction."""
+
+    Meta = _meta("refund_requests")
+    account_id = UnicodeAttribute(hash_key=True)
+    request_id = UnicodeAttribute(range_key=True)
+    property_id = UnicodeAttribute(null=True)
+    openid = UnicodeAttribute(null=True)
+    amount = NumberAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute(null=True)
+    decided_at = UnicodeAttribute(null=True)
+    decided_by = UnicodeAttribute(null=True)
+    reject_reason = UnicodeAttribute(null=True)
+    refunded = NumberAttribute(null=True)
+    refunds = UnicodeAttribute(null=True)  # JSON list of {out_trade_no, out_refund_no, amount, status}
+    pending_property = UnicodeAttribute(null=True)
+    open_request = UnicodeAttribute(null=True)  # the marker's: the open request's id
+    by_pending = RefundRequestsPending()
+    by_property = RefundRequestsByProperty()
+
+
+class AlarmPreferenceItem(_Base):
+    """A tenant's alarm preferences for one account (per WeChat user and account)."""
+
+    Meta = _meta("alarm_preferences")
+    openid = UnicodeAttribute(hash_key=True)
+    account_id = UnicodeAttribute(range_key=True)
+    low_balance_fen = NumberAttribute(null=True)
+    channels = ListAttribute(of=UnicodeAttribute, default=list)
+    quiet_start = UnicodeAttribute(null=True)
+    quiet_end = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute()
+
+
+# --- usage aggregates (core/store/usage.py, docs/ARCHITECTURE.md "Usage aggregates") ----
+
+
+class UsageItem(_Base):
+    """An account's usage of one local day (`period` = `day#YYYY-MM-DD`) or month
+    (`month#YYYY-MM`), added to in the transaction that rates each reading. Besides the
+    keys, flat number attributes named by core/store/usage.py (quantity and fen per meter
+    and band, ADDed; a day's latest average power per meter, SET): not declared here, read
+    raw."""
+
+    Meta = _meta("usage")
+    account_id = UnicodeAttribute(hash_key=True)
+    period = UnicodeAttribute(range_key=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     DirectoryItem,
     TenantItem,
@@ -636,4 +775,9 @@ ALL_MODELS: tuple[type[Model], ...] = (
     AdminUserItem,
     ActionLogItem,
     ConsoleCodeItem,
+    MembershipItem,
+    RateCounterItem,
+    RefundRequestItem,
+    AlarmPreferenceItem,
+    UsageItem,
 )

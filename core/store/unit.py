@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from core.domain.meters import MeterUpdate
 from core.domain.writes import (
     AddEvent,
+    AddUsage,
     DecideEvent,
     FailRefund,
     IssueRelay,
@@ -22,7 +23,7 @@ from core.domain.writes import (
     StartRefund,
     Write,
 )
-from core.store import commands, events, meters, payments
+from core.store import commands, events, meters, payments, usage
 from core.store.tx import Failure, Tx
 
 PREFIX = "write:"
@@ -47,6 +48,8 @@ def add(tx: Tx, w: Write, tag: str) -> None:
             payments.add_fail_refund(tx, w, tag)
         case IssueRelay():
             commands.add_issue_relay(tx, w, tag)
+        case AddUsage():
+            usage.add_usage(tx, w.usage, tag)
         case _:
             raise TypeError(f"not a write record: {w!r}")
 

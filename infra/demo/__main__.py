@@ -2,7 +2,10 @@
 
 Starts the AWS emulator, creates tables and queues, seeds the demo property and its
 owner's console login, serves the Flask app on 127.0.0.1:8000 and prints where to open
-it, the console URL and the demo login last. Ctrl-C stops everything it started.
+it: the tenant's H5 pages (/h5/, logged in on the WeChat API emulator's authorization
+screen as a demo tenant, paying through the WeChat Pay emulator's WeixinJSBridge shim;
+infra/demo/wechat.py, docs/h5.md), the console URL and the demo login last. Ctrl-C stops
+everything it started.
 
 The terminal gets only what a person reads (where to open the product, the login, errors,
 stopping); the functions' JSON logs, metrics and the web servers' request lines go to
@@ -27,16 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.demo")
     parser.add_argument("--port", type=int, default=int(os.environ.get("FEIKONG_DEMO_PORT", "8000")))
     parser.add_argument("--aws-port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--wechat-port", type=int, default=int(os.environ.get("FEIKONG_DEMO_WECHAT_PORT", "8002")))
     parser.add_argument("--read-every", type=float, default=float(os.environ.get("FEIKONG_DEMO_READ_SECONDS", "10")),
                         help="seconds between the simulated meters' readings")
     args = parser.parse_args(argv)
 
-    for port, var in ((args.port, "FEIKONG_DEMO_PORT"), (args.wechat_port, "FEIKONG_DEMO_WECHAT_PORT")):
-        if port_in_use(port):
-            print(f"error: port {port} on 127.0.0.1 is already in use; "
-                  f"stop that program or run {var}=<port> make demo", file=sys.stderr)
-            return 2
+    if port_in_use(args.port):
+        print(f"error: port {args.port} on 127.0.0.1 is already in use; "
+              "stop that program or run FEIKONG_DEMO_PORT=<port> make demo", file=sys.stderr)
+        return 2
     # Our own handlers, whatever disposition was inherited: a process started with SIGINT
     # ignored (a background job of a non-interactive shell, e.g. under `make test`) gets
     # no KeyboardInterrupt from Python and would ignore Ctrl-C for ever.
@@ -105,13 +106,19 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
     paystack = PayStack(time_scale=0.01)  # WeChat Pay and WeChat API, emulated
     cleanups.append(("payment emulators", paystack.stop))
     paystack.start()
-    paystack.apply_env()
+    from infra.demo import wechat
+
+    # the H5 pages pay through the WeChat Pay emulator's WeixinJSBridge shim (never on prod)
+    os.environ["FEIKONG_WECHATPAY_JSBRIDGE_URL"] = wechat.jsbridge_url(paystack.pay.url)
+    paystack.apply_env()  # also forgets the settings read so far
     made = bootstrap()
     info = seed.seed()
     login = seed.seed_admin()
+    wechat.configure(paystack.api, info)  # the demo tenants on the emulator's WeChat login screen
+    code = wechat.binding_code(info)
     from werkzeug.serving import make_server
 
-    from infra.demo import site, wechat
+    from infra.demo import site
     from infra.local.scheduler import LocalRunner
 
     runner = LocalRunner({"UplinkQueue": made["queues"]["uplink"], "LedgerAuditQueue": made["queues"]["ledger-audit"]})
@@ -130,22 +137,22 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
     cleanups.append(("web app", lambda: (server.shutdown(), server.server_close())))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{args.port}/"
-    phone = make_server("127.0.0.1", args.wechat_port,
-                        wechat.create_app(paystack, url.rstrip("/"), info["property_id"]), threaded=True)
-    cleanups.append(("tenant phone page", lambda: (phone.shutdown(), phone.server_close())))
-    threading.Thread(target=phone.serve_forever, daemon=True).start()
     say(
         "\n费控 Feikong demo is running\n"
         f"  Health:                       {url}health\n"
         f"  Room monitor (after login):   {url}p/{info['property_id']}/rooms\n"
         f"  Admin API (OpenAPI):          {url}admin/api/openapi.json\n"
-        f"  Pay as a tenant (WeChat Pay): http://127.0.0.1:{args.wechat_port}/\n"
+        f"  Tenant pages (WeChat H5):     {url}h5/  (open at phone size; log in on the WeChat emulator's "
+        "screen as a demo tenant)\n"
         f"  AWS emulator:                 {emulator.url}\n"
         f"  WeChat Pay emulator:          {paystack.pay.url}  (notifications to {paystack.notify_url})\n"
         f"  Seeded {info['rooms']} rooms, {len(info['accounts'])} accounts; meters (simulated, real Modbus) are polled by the bridge every "
         f"{args.read_every:g} s, balances move as they turn.\n"
         f"  Watch room {info['crossing']['room']}: 0.20 yuan above its cut-off line, its meter takes it across "
-        "within a minute and the site trips it; pay for it on the tenant page and it is restored.\n"
+        f"within a minute and the site trips it; log in to the tenant pages as {info['crossing']['openid']}, pay, "
+        "and watch it restored.\n"
+        f"  Binding code for room {info['crossing']['room']}: {code}  (log in as {wechat.NEWCOMER[1]} and bind as "
+        "its roommate)\n"
         "Press Ctrl-C to stop.\n"
         "\n"
         f"  Console:       {url}login\n"

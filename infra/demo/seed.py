@@ -76,6 +76,7 @@ def seed(ledger: LedgerService | None = None) -> dict:
     site = directory.register_site(PROPERTY_ID, SITE_ID, "1 号配电房网关")
     n = 0
     accounts = []
+    wechat_users = []  # (openid, nickname): the tenants' WeChat users, bound as seeded
     for bid, bname, floors, per_floor in BUILDINGS:
         directory.add_building(PROPERTY_ID, bid, bname)
         for level in range(1, floors + 1):
@@ -92,6 +93,7 @@ def seed(ledger: LedgerService | None = None) -> dict:
                 name = SURNAMES[n % len(SURNAMES)] + GIVEN[(n * 7) % len(GIVEN)]
                 directory.register_tenant(PROPERTY_ID, tid, name, f"138{n:08d}")
                 directory.bind_openid(tid, f"demo-openid-{rid}")  # as if the tenant had bound WeChat
+                wechat_users.append((f"demo-openid-{rid}", name))
                 aid = f"acct-{rid}"
                 opening = 20000 + (n * 3137) % 30000  # 200.00 .. 499.99 yuan
                 directory.open_account(
@@ -130,7 +132,8 @@ def seed(ledger: LedgerService | None = None) -> dict:
     for aid in accounts:  # the seed wrote balances directly: let the policy look at each once
         ctl.evaluate(aid, "seed")
     return {"property_id": PROPERTY_ID, "rooms": n, "accounts": accounts, "site": site.site_id,
-            "crossing": {"room": crossing[0], "account": crossing[1]},
+            "crossing": {"room": crossing[0], "account": crossing[1], "openid": f"demo-openid-{crossing[1][5:]}"},
+            "wechat_users": wechat_users,
             "secret": site.secret, "down_queue": site.down_queue}
 
 

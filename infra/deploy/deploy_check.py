@@ -9,7 +9,8 @@
    zappa_settings.json likewise for the Flask app (its role is managed outside: names only);
 5. operations (docs/operations.md): reserved concurrency within the documented budget, every
    queue encrypted, an on-failure destination for every asynchronous function, an alarm per
-   function and dead-letter queue, tracing, access logs and route throttling;
+   function and dead-letter queue, tracing, access logs and route throttling (the Flask
+   app's REST API stage too: zappa's post-deploy callback, infra/deploy/zappa_stage.py);
 6. checkov on the packaged template and on zappa's API Gateway template (`zappa template`),
    with the documented skips below; every other check must pass;
 7. `zappa package` of the Flask app, in its own virtualenv of runtime dependencies.
@@ -339,12 +340,26 @@ def check_operations(template: dict, zappa: dict | None = None, stage: str = "de
         cfg = zappa[stage]
         if cfg.get("xray_tracing") is not True:
             problems.append(f"zappa_settings.json {stage}: xray_tracing is not on")
+        # the REST API stage's throttle: zappa has no setting for it, its post-deploy callback applies it
+        problems += [f"zappa_settings.json {stage}: {p}" for p in zappa_throttling_problems(cfg)]
         env = cfg.get("environment_variables", {})
         for name, value in POWERTOOLS_ENV.items():
             if env.get(name) != value:
                 problems.append(f"zappa_settings.json {stage}: {name} is not {value}")
     if problems:
         raise CheckFailed("operations:\n  " + "\n  ".join(problems))
+
+
+def zappa_throttling_problems(cfg: dict) -> list[str]:
+    """The Flask app's API Gateway stage is throttled: zappa's `post` callback is
+    infra/deploy/zappa_stage.py (it applies the stage's `feikong_stage_throttling` after
+    every deploy and update) and the limits are sane."""
+    from infra.deploy import zappa_stage
+
+    problems = []
+    if cfg.get("callbacks", {}).get("post") != zappa_stage.CALLBACK:
+        problems.append(f"callbacks.post is not {zappa_stage.CALLBACK} (the stage would not be throttled)")
+    return problems + zappa_stage.throttling_problems(cfg)
 
 
 # -- checkov ----------------------------------------------------------------------------

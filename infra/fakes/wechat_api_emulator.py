@@ -5,6 +5,18 @@
   -> ``{"openid", "session_key"[, "unionid"]}`` for codes issued by :meth:`WeChatApiEmulator.issue_code`
 * ``POST /cgi-bin/message/subscribe/send?access_token=`` -> ``{"errcode": 0, "errmsg": "ok"}``, recorded
 
+The official account's web authorization (OAuth2), with its own AppID and secret (``oa_appid``, ``oa_secret``):
+
+* ``GET  /connect/oauth2/authorize?appid=&redirect_uri=&response_type=code&scope=&state=`` -> the
+  emulator's own login screen (Simplified Chinese, for a phone) listing the demo WeChat users
+  (``oauth_users``: openid -> nickname; tests add more with :meth:`WeChatApiEmulator.add_oauth_user`);
+  choosing one (``POST /connect/oauth2/authorize/confirm``) redirects to ``redirect_uri?code=...&state=...``
+* ``GET  /sns/oauth2/access_token?appid=&secret=&code=&grant_type=authorization_code``
+  -> ``{"access_token", "expires_in", "refresh_token", "openid", "scope"}``; a code is single use
+  (40163), valid 5 minutes (40029 after)
+* ``GET  /sns/userinfo?access_token=&openid=&lang=`` -> ``{"openid", "nickname", ...}`` (scope
+  ``snsapi_userinfo`` only: 48001 otherwise)
+
 Errors come back as WeChat does: HTTP 200 with ``{"errcode": N, "errmsg": "... rid: ..."}``.
 
 Like WeChat, issuing a new access_token leaves the previous ones valid for 5 more minutes only.
@@ -13,12 +25,14 @@ Time can be moved forward with :meth:`WeChatApiEmulator.advance_time` (code and 
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, request
 
@@ -41,6 +55,9 @@ class WeChatApiConfig:
     code_ttl: int = 300
     unionid_by_openid: dict[str, str] = field(default_factory=dict)
     known_openids: set[str] | None = None
+    oa_appid: str = ""  # the official account (web authorization); empty: no official account
+    oa_secret: str = ""
+    oauth_users: dict[str, str] = field(default_factory=dict)  # openid -> nickname, on the login screen
 
 
 @dataclass
@@ -51,6 +68,20 @@ class IssuedCode:
     unionid: str | None
     expires_at: float
     used: bool = False
+
+
+@dataclass
+class OAuthGrant:
+    """A web authorization code, then the user access token it was exchanged for."""
+
+    code: str
+    openid: str
+    scope: str
+    expires_at: float
+    used: bool = False
+
+
+OAUTH_SCOPES = ("snsapi_base", "snsapi_userinfo")
 
 
 class WeChatError(Exception):
@@ -69,6 +100,9 @@ class WeChatApiEmulator:
         self._tokens: dict[str, float] = {}  # access_token -> expires_at
         self._codes: dict[str, IssuedCode] = {}
         self._refusals: dict[str, int] = {}  # openid -> errcode for subscribe/send
+        self._oauth_codes: dict[str, OAuthGrant] = {}
+        self._oauth_tokens: dict[str, tuple[OAuthGrant, float]] = {}  # user access_token -> (grant, expires_at)
+        self.oauth_users: dict[str, str] = dict(config.oauth_users)
         self.messages: list[dict[str, Any]] = []
         self.request_log: list[dict[str, Any]] = []
         self.app = create_app(config, self)
@@ -113,6 +147,18 @@ class WeChatApiEmulator:
                 unionid=unionid or self.config.unionid_by_openid.get(openid),
                 expires_at=self.now() + self.config.code_ttl,
             )
+        return code
+
+    def add_oauth_user(self, openid: str, nickname: str) -> None:
+        """A WeChat user the official account's login screen offers (openid of the official account)."""
+        with self._lock:
+            self.oauth_users[openid] = nickname
+
+    def issue_oauth_code(self, openid: str, scope: str = "snsapi_userinfo") -> str:
+        """What choosing a user on the login screen gives: a web authorization code, valid 5 minutes."""
+        code = secrets.token_hex(16)
+        with self._lock:
+            self._oauth_codes[code] = OAuthGrant(code, openid, scope, self.now() + self.config.code_ttl)
         return code
 
     def session_key_of(self, code: str) -> str:
@@ -192,6 +238,51 @@ class WeChatApiEmulator:
             result["unionid"] = issued.unionid
         return result
 
+    def _check_oa(self, appid: str | None, secret: str | None) -> None:
+        if not self.config.oa_appid or appid != self.config.oa_appid:
+            raise WeChatError(40013, "invalid appid")
+        if secret != self.config.oa_secret:
+            raise WeChatError(40125, "invalid appsecret")
+
+    def api_oauth_access_token(self, args: dict[str, str]) -> dict[str, Any]:
+        self._check_oa(args.get("appid"), args.get("secret"))
+        if args.get("grant_type") != "authorization_code":
+            raise WeChatError(40002, "invalid grant_type")
+        code = args.get("code")
+        if not code:
+            raise WeChatError(41008, "missing code")
+        with self._lock:
+            grant = self._oauth_codes.get(code)
+            if grant is None or grant.expires_at <= self.now():
+                raise WeChatError(40029, "invalid code")
+            if grant.used:
+                raise WeChatError(40163, "code been used")
+            grant.used = True
+            token = secrets.token_urlsafe(64)[:86]
+            self._oauth_tokens[token] = (grant, self.now() + self.config.token_ttl)
+        return {"access_token": token, "expires_in": self.config.token_ttl,
+                "refresh_token": secrets.token_urlsafe(64)[:86], "openid": grant.openid, "scope": grant.scope,
+                "is_snapshotuser": 0}
+
+    def api_oauth_userinfo(self, args: dict[str, str]) -> dict[str, Any]:
+        token = args.get("access_token")
+        if not token:
+            raise WeChatError(41001, "access_token missing")
+        with self._lock:
+            found = self._oauth_tokens.get(token)
+            if found is None:
+                raise WeChatError(40001, "invalid credential, access_token is invalid or not latest")
+            grant, expires_at = found
+            if expires_at <= self.now():
+                raise WeChatError(42001, "access_token expired")
+            nickname = self.oauth_users.get(grant.openid, "")
+        if args.get("openid") != grant.openid:
+            raise WeChatError(40003, "invalid openid")
+        if grant.scope != "snsapi_userinfo":
+            raise WeChatError(48001, "api unauthorized")
+        return {"openid": grant.openid, "nickname": nickname, "sex": 0, "province": "", "city": "",
+                "country": "", "headimgurl": "", "privilege": []}
+
     def api_subscribe_send(self, token: str | None, body: Any) -> dict[str, Any]:
         self._check_token(token)
         if not isinstance(body, dict):
@@ -253,6 +344,47 @@ def create_app(config: WeChatApiConfig, emulator: WeChatApiEmulator | None = Non
     def jscode2session() -> Response:
         return reply(emu.api_jscode2session(dict(request.args)))
 
+    @app.get("/connect/oauth2/authorize")
+    def oauth_authorize() -> Response:
+        problem = _authorize_problem(emu, request.args)
+        if problem:
+            return _page("无法授权", f'<p class="note">{html.escape(problem)}</p>', 400)
+        with emu._lock:
+            users = sorted(emu.oauth_users.items())
+        hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(request.args.get(k, ""))}">'
+                         for k in ("appid", "redirect_uri", "scope", "state"))
+        choices = "".join(
+            f'<form method="post" action="/connect/oauth2/authorize/confirm">{hidden}'
+            f'<input type="hidden" name="openid" value="{html.escape(openid)}">'
+            f'<button class="user"><span class="name">{html.escape(nickname or "微信用户")}</span>'
+            f'<span class="openid">{html.escape(openid)}</span></button></form>'
+            for openid, nickname in users) or '<p class="note">模拟器中还没有微信用户。</p>'
+        scope_text = "获取你的昵称和头像" if request.args.get("scope") == "snsapi_userinfo" else "获取你的身份标识"
+        body = (f'<p class="note">网页由公众号（{html.escape(request.args.get("appid", ""))}）提供，申请{scope_text}。'
+                f'请选择登录的微信用户：</p>{choices}<p class="foot">微信接口模拟器 · 仅用于本地演示和测试</p>')
+        return _page("微信授权登录", body, 200)
+
+    @app.post("/connect/oauth2/authorize/confirm")
+    def oauth_confirm() -> Response:
+        problem = _authorize_problem(emu, request.form)
+        openid = request.form.get("openid", "")
+        with emu._lock:
+            known = openid in emu.oauth_users
+        if problem or not known:
+            return _page("无法授权", f'<p class="note">{html.escape(problem or "未知的微信用户")}</p>', 400)
+        code = emu.issue_oauth_code(openid, request.form["scope"])
+        target = request.form["redirect_uri"]
+        query = urlencode({"code": code, "state": request.form.get("state", "")})
+        return Response(status=302, headers={"Location": f"{target}{'&' if '?' in target else '?'}{query}"})
+
+    @app.get("/sns/oauth2/access_token")
+    def oauth_access_token() -> Response:
+        return reply(emu.api_oauth_access_token(dict(request.args)))
+
+    @app.get("/sns/userinfo")
+    def oauth_userinfo() -> Response:
+        return reply(emu.api_oauth_userinfo(dict(request.args)))
+
     @app.post("/cgi-bin/message/subscribe/send")
     def subscribe_send() -> Response:
         try:
@@ -262,3 +394,44 @@ def create_app(config: WeChatApiConfig, emulator: WeChatApiEmulator | None = Non
         return reply(emu.api_subscribe_send(request.args.get("access_token"), body))
 
     return app
+
+
+def _authorize_problem(emu: WeChatApiEmulator, args: Any) -> str | None:
+    """Why an authorization request cannot go on (in Chinese, as WeChat's page says it), or None."""
+    if not emu.config.oa_appid or args.get("appid") != emu.config.oa_appid:
+        return "参数错误：appid 无效"
+    target = args.get("redirect_uri", "")
+    if urlsplit(target).scheme not in ("http", "https") or not urlsplit(target).netloc:
+        return "redirect_uri 参数错误"
+    if args.get("scope") not in OAUTH_SCOPES:
+        return "scope 参数错误或没有 scope 权限"
+    if "response_type" in args and args.get("response_type") != "code":
+        return "response_type 参数错误"
+    if len(args.get("state", "")) > 128:
+        return "state 参数过长"
+    return None
+
+
+PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ margin: 0; font-family: -apple-system, "PingFang SC", "Microsoft YaHei", sans-serif; background: #ededed; color: #111; }}
+header {{ background: #07c160; color: #fff; padding: 16px; font-size: 18px; text-align: center; }}
+main {{ padding: 16px; max-width: 480px; margin: 0 auto; }}
+.note {{ font-size: 15px; line-height: 1.6; color: #333; }}
+form {{ margin: 0 0 12px; }}
+button.user {{ display: block; width: 100%; min-height: 56px; padding: 12px 16px; border: 0; border-radius: 8px;
+  background: #fff; text-align: left; font-size: 17px; }}
+button.user:active {{ background: #dcdcdc; }}
+.openid {{ display: block; font-size: 12px; color: #888; margin-top: 4px; word-break: break-all; }}
+.foot {{ font-size: 12px; color: #999; text-align: center; margin-top: 24px; }}
+</style></head>
+<body><header>{title}</header><main>{body}</main></body></html>
+"""
+
+
+def _page(title: str, body: str, status: int) -> Response:
+    return Response(PAGE.format(title=html.escape(title), body=body), status=status,
+                    content_type="text/html; charset=utf-8")

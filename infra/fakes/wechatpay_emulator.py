@@ -16,6 +16,13 @@ Point a ``wechatpayv3.WeChatPay`` client at it with::
     client = WeChatPay(..., public_key=emu.platform_public_key_pem, public_key_id=emu.public_key_id)
     client._core._gate_way = emu.url
 
+In a browser outside WeChat, ``GET /emulator/jsbridge.js`` defines ``window.WeixinJSBridge``:
+``invoke('getBrandWCPayRequest', params, cb)`` shows a Chinese confirm sheet and posts the
+JSAPI parameters to ``POST /emulator/jsapi/pay``, which verifies ``paySign`` as WeChat does
+(RSA-SHA256 over ``appId\\ntimeStamp\\nnonceStr\\npackage\\n`` with the merchant's public key)
+and pays the order like :meth:`WeChatPayEmulator.pay` (docs/h5.md). These two routes carry
+no merchant signature: the "user" calls them, not the merchant.
+
 Tests drive the "user" side through plain methods: :meth:`WeChatPayEmulator.pay`,
 :meth:`~WeChatPayEmulator.complete_refund`, :meth:`~WeChatPayEmulator.build_notification`,
 :meth:`~WeChatPayEmulator.deliver`, :meth:`~WeChatPayEmulator.add_external_trade`, ...
@@ -823,6 +830,57 @@ class WeChatPayEmulator:
         with self._lock:
             self._orders[out_trade_no].bill_total = total
 
+    # ---- JSAPI payment from a browser (the "user" side of wx.requestPayment / WeixinJSBridge)
+
+    def _order_by_package(self, package: object) -> Order:
+        if not isinstance(package, str) or not package.startswith("prepay_id="):
+            raise ApiError(400, "PARAM_ERROR", "package 格式错误，应为 prepay_id=***")
+        prepay_id = package[len("prepay_id="):]
+        with self._lock:
+            order = next((o for o in self._orders.values() if prepay_id and o.prepay_id == prepay_id), None)
+        if order is None:
+            raise ApiError(404, "ORDER_NOT_EXIST", "订单不存在或prepay_id无效")
+        return order
+
+    def jsapi_order(self, package: object) -> dict[str, Any]:
+        """What the confirm sheet shows for a JSAPI ``package`` (``prepay_id=...``)."""
+        order = self._order_by_package(package)
+        with self._lock:
+            return {"out_trade_no": order.out_trade_no, "description": order.description, "total": order.total,
+                    "amount": yuan(order.total), "trade_state": order.trade_state,
+                    "trade_state_desc": TRADE_STATE_DESC[order.trade_state]}
+
+    def jsapi_pay(self, params: object) -> dict[str, Any]:
+        """The user confirms a JSAPI payment: check the parameters the merchant signed for
+        ``getBrandWCPayRequest`` (appId bound to the merchant, signType RSA, the order's
+        prepay_id, paySign = RSA-SHA256 over ``appId\\ntimeStamp\\nnonceStr\\npackage\\n``
+        verified with the merchant's public key), then pay the order as :meth:`pay` does
+        (signed, encrypted notification to its notify_url). Raises ApiError; pays nothing then."""
+        if not isinstance(params, dict):
+            raise ApiError(400, "PARAM_ERROR", "支付参数必须是JSON对象")
+        for key in ("appId", "timeStamp", "nonceStr", "package", "signType", "paySign"):
+            if not isinstance(params.get(key), str) or not params[key]:
+                raise ApiError(400, "PARAM_ERROR", f"支付参数缺少 {key}")
+        if params["appId"] not in self.config.appids:
+            raise ApiError(400, "APPID_MCHID_NOT_MATCH", "appId 与商户号不匹配")
+        if params["signType"] != "RSA":
+            raise ApiError(400, "PARAM_ERROR", "signType 必须为 RSA")
+        if not params["timeStamp"].isdigit() or abs(time.time() - int(params["timeStamp"])) > 86400:
+            raise ApiError(400, "PARAM_ERROR", "timeStamp 格式错误或已过期")
+        order = self._order_by_package(params["package"])
+        message = f"{params['appId']}\n{params['timeStamp']}\n{params['nonceStr']}\n{params['package']}\n"
+        if not verify_message(self._merchant_key, message, params["paySign"]):
+            raise ApiError(400, "SIGN_ERROR", "支付验证签名失败")
+        if order.appid != params["appId"]:
+            raise ApiError(400, "APPID_MCHID_NOT_MATCH", "appId 与下单时的 appid 不一致")
+        if order.trade_state != "NOTPAY":
+            code = "ORDERPAID" if order.trade_state in ("SUCCESS", "REFUND") else "ORDER_CLOSED"
+            raise ApiError(400, code, TRADE_STATE_DESC[order.trade_state])
+        try:
+            return self.pay(order.out_trade_no)
+        except ValueError as e:  # expired, or paid by a concurrent confirm
+            raise ApiError(400, "ORDER_CLOSED", "订单已过期或已支付") from e
+
     # ---- notifications
 
     def build_notification(self, resource: dict[str, Any], event_type: str = "TRANSACTION.SUCCESS", *,
@@ -1002,6 +1060,11 @@ def create_app(config: EmulatorConfig, emulator: WeChatPayEmulator | None = None
 
     @app.before_request
     def _authenticate() -> Response | None:
+        if request.path.startswith(USER_PATHS):
+            g.body_text = request.get_data(cache=True).decode("utf-8", "replace")
+            if request.method == "OPTIONS":  # a browser's CORS preflight
+                return Response(status=204)
+            return None  # the user's side: no merchant signature
         raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
         if not raw_uri:
             qs = request.query_string.decode("latin-1")
@@ -1022,6 +1085,12 @@ def create_app(config: EmulatorConfig, emulator: WeChatPayEmulator | None = None
             emu.request_log.append({"method": request.method, "path": request.full_path.rstrip("?"),
                                     "status": resp.status_code})
         resp.headers["Request-ID"] = uuid.uuid4().hex
+        if request.path.startswith(USER_PATHS):  # called from the product's pages, another origin
+            resp.headers["Access-Control-Allow-Origin"] = "*"
+            resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
+            resp.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            resp.headers["Cache-Control"] = "no-store"
+            return resp
         if request.path.startswith("/v3/billdownload/"):
             return resp  # files are not signed; check hash_value instead
         resp.headers.update(emu.sign_response(resp.get_data(as_text=True)))
@@ -1083,9 +1152,108 @@ def create_app(config: EmulatorConfig, emulator: WeChatPayEmulator | None = None
         payload, content_type = emu.api_download(request.args.get("token"))
         return Response(payload, status=200, content_type=content_type)
 
+    @app.get("/emulator/jsbridge.js")
+    def jsbridge() -> Response:
+        return Response(JSBRIDGE_JS, status=200, content_type="application/javascript; charset=utf-8")
+
+    @app.get("/emulator/jsapi/order")
+    def jsapi_order() -> Response:
+        return json_response(200, emu.jsapi_order(request.args.get("package")))
+
+    @app.route("/emulator/jsapi/pay", methods=["POST", "OPTIONS"])
+    def jsapi_pay() -> Response:
+        tx = emu.jsapi_pay(json_body())
+        return json_response(200, {"err_msg": "get_brand_wcpay_request:ok", "out_trade_no": tx["out_trade_no"],
+                                   "transaction_id": tx["transaction_id"]})
+
     @app.get("/v3/certificates")
     def certificates() -> Response:
         # This merchant verifies with the WeChat Pay public key, it has no platform certificates.
         raise ApiError(404, "RESOURCE_NOT_EXISTS", "商户未申请平台证书，请使用微信支付公钥验签")
 
     return app
+
+
+# --------------------------------------------------------------------------- the JSAPI shim
+
+USER_PATHS = ("/emulator/",)  # routes the paying user's browser calls: no merchant signature, CORS open
+
+# window.WeixinJSBridge for a browser outside WeChat (local demo and tests only: the product's
+# pages load it only when FEIKONG_WECHATPAY_JSBRIDGE_URL names it, which prod refuses).
+JSBRIDGE_JS = r"""(function () {
+  "use strict";
+  var script = document.currentScript;
+  var base = script ? script.src.replace(/\/emulator\/jsbridge\.js.*$/, "") : "";
+  var css = "#wxpay-emu-mask{position:fixed;inset:0;background:rgba(0,0,0,.45);z-index:9999;display:flex;" +
+    "align-items:flex-end;font-family:system-ui,'PingFang SC','Microsoft YaHei','WenQuanYi Micro Hei',sans-serif}" +
+    "#wxpay-emu-sheet{background:#fff;width:100%;border-radius:14px 14px 0 0;padding:20px 20px 28px;" +
+    "box-sizing:border-box;text-align:center;color:#111}" +
+    "#wxpay-emu-sheet .t{font-size:15px;color:#666}#wxpay-emu-sheet .d{font-size:14px;margin:10px 0 4px;color:#333}" +
+    "#wxpay-emu-sheet .a{font-size:34px;font-weight:600;margin:6px 0 18px}" +
+    "#wxpay-emu-sheet .n{font-size:12px;color:#999;margin-bottom:16px}" +
+    "#wxpay-emu-sheet button{display:block;width:100%;border:0;border-radius:8px;font-size:17px;padding:12px;" +
+    "margin-top:10px}#wxpay-emu-confirm{background:#07c160;color:#fff}#wxpay-emu-cancel{background:#f2f2f2;color:#333}" +
+    "#wxpay-emu-sheet .e{color:#e64340;font-size:14px;min-height:18px}";
+
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (text) e.textContent = text;
+    return e;
+  }
+
+  function post(path, body) {
+    return fetch(base + path, {method: "POST", headers: {"Content-Type": "application/json"},
+                               body: JSON.stringify(body)}).then(function (r) {
+      return r.json().then(function (j) { return {ok: r.ok, body: j}; });
+    });
+  }
+
+  function pay(params, cb) {
+    var done = function (msg) { mask.remove(); cb({err_msg: "get_brand_wcpay_request:" + msg}); };
+    var style = el("style", {}, css);
+    var mask = el("div", {id: "wxpay-emu-mask"});
+    var sheet = el("div", {id: "wxpay-emu-sheet", role: "dialog", "aria-label": "确认支付"});
+    var desc = el("div", {"class": "d"}, "正在读取订单…");
+    var amount = el("div", {"class": "a"}, "");
+    var err = el("div", {"class": "e", id: "wxpay-emu-error"});
+    var ok = el("button", {id: "wxpay-emu-confirm", type: "button"}, "确认支付");
+    var no = el("button", {id: "wxpay-emu-cancel", type: "button"}, "取消");
+    mask.appendChild(style);
+    [el("div", {"class": "t"}, "微信支付（本地模拟器）"), desc, amount,
+     el("div", {"class": "n"}, "模拟付款：不会产生真实扣款"), err, ok, no].forEach(function (c) { sheet.appendChild(c); });
+    mask.appendChild(sheet);
+    document.body.appendChild(mask);
+    fetch(base + "/emulator/jsapi/order?package=" + encodeURIComponent(params && params.package || ""))
+      .then(function (r) { return r.json(); })
+      .then(function (o) {
+        if (o.out_trade_no) { desc.textContent = o.description; amount.textContent = "¥" + o.amount; }
+        else { desc.textContent = ""; err.textContent = o.message || "订单无效"; }
+      })
+      .catch(function () { err.textContent = "无法连接微信支付模拟器"; });
+    no.onclick = function () { done("cancel"); };
+    ok.onclick = function () {
+      ok.disabled = true; ok.textContent = "支付中…"; err.textContent = "";
+      post("/emulator/jsapi/pay", params || {}).then(function (r) {
+        if (r.ok) { done("ok"); return; }
+        err.textContent = (r.body && r.body.message) || "支付失败";
+        ok.disabled = false; ok.textContent = "确认支付";
+        window.__wxpayEmulatorLastError = r.body;
+      }).catch(function () { err.textContent = "无法连接微信支付模拟器"; ok.disabled = false; ok.textContent = "确认支付"; });
+    };
+  }
+
+  window.WeixinJSBridge = {
+    emulator: base,
+    invoke: function (name, params, cb) {
+      cb = cb || function () {};
+      if (name === "getBrandWCPayRequest") { pay(params, cb); return; }
+      setTimeout(function () { cb({err_msg: name + ":fail_not_supported_by_emulator"}); }, 0);
+    },
+    on: function () {},
+    call: function () {}
+  };
+  var ready = function () { document.dispatchEvent(new Event("WeixinJSBridgeReady")); };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready); else setTimeout(ready, 0);
+})();
+"""

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from infra.fakes.wechat_api_emulator import WeChatApiConfig, WeChatApiEmulator
 from infra.fakes.wechatpay_emulator import BackgroundServer, EmulatorConfig, WeChatPayEmulator
 from infra.local.scheduler import api_gateway_app, http_routes, load_functions
-from infra.local.stack import forget, seed_secrets
+from infra.local.stack import LOCAL_OA_APPID, LOCAL_OA_SECRET, forget, seed_secrets
 
 APPID, SECRET, MCHID = "wx1234567890abcdef", "app-secret-for-local-runs", "1900000109"
 SERIAL, APIV3_KEY = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1", "0123456789abcdefghijklmnopqrstuv"
@@ -29,7 +29,8 @@ class PayStack:
         self.pay = WeChatPayEmulator(EmulatorConfig(mchid=MCHID, appids=APPID, merchant_public_key_pem=public_pem,
                                                     merchant_serial_no=SERIAL, apiv3_key=APIV3_KEY,
                                                     time_scale=time_scale))
-        self.api = WeChatApiEmulator(WeChatApiConfig(appid=APPID, secret=SECRET))
+        self.api = WeChatApiEmulator(WeChatApiConfig(appid=APPID, secret=SECRET, oa_appid=LOCAL_OA_APPID,
+                                                     oa_secret=LOCAL_OA_SECRET))
         routes = http_routes({k: v for k, v in load_functions().items() if k == "wechatpayNotify"})
         self.gateway = BackgroundServer(api_gateway_app(routes), "127.0.0.1", gateway_port)
         self._saved: dict[str, str | None] = {}
@@ -44,12 +45,14 @@ class PayStack:
     def env(self) -> dict[str, str]:
         """Settings that point the product's adapters at the emulators (no secrets: those
         are seeded in the emulator's Secrets Manager by `apply_env`)."""
-        return {"FEIKONG_WECHAT_API_BASE": self.api.url, "FEIKONG_WECHATPAY_BASE_URL": self.pay.url}
+        return {"FEIKONG_WECHAT_API_BASE": self.api.url, "FEIKONG_WECHAT_OAUTH_BASE": self.api.url,
+                "FEIKONG_WECHATPAY_BASE_URL": self.pay.url}
 
     def secrets(self) -> dict[str, dict]:
         """The values of the `wechat` and `wechatpay` secrets (core/integrations/secrets.py shapes)."""
         return {
             "wechat": {"appid": APPID, "secret": SECRET},
+            "wechat_oa": {"appid": LOCAL_OA_APPID, "secret": LOCAL_OA_SECRET},
             "wechatpay": {"appid": APPID, "mchid": MCHID, "cert_serial": SERIAL, "private_key": self.private_pem,
                           "apiv3_key": APIV3_KEY, "public_key_id": self.pay.public_key_id,
                           "public_key": self.pay.platform_public_key_pem, "notify_url": self.notify_url},

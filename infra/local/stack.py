@@ -36,6 +36,10 @@ class StackError(Exception):
     """A problem with the local stack, with a message a developer can act on."""
 
 
+LOCAL_LIMITS = ("FEIKONG_LOGIN_LIMIT_PER_IP", "FEIKONG_LOGIN_LIMIT_PER_OPENID", "FEIKONG_ORDER_LIMIT_PER_IP",
+                "FEIKONG_ORDER_LIMIT_PER_OPENID")
+
+
 def local_env(port: int) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
@@ -53,6 +57,10 @@ def local_env(port: int) -> dict[str, str]:
         # what serverless.yml gives the ledger audit (!Ref LedgerAuditQueue), in moto's URL form
         "FEIKONG_AUDIT_QUEUE_URL": f"http://127.0.0.1:{port}/{MOTO_ACCOUNT}/"
                                    f"feikong-{os.environ.get('FEIKONG_STAGE', 'dev')}-ledger-audit",
+        # every local client is 127.0.0.1 and test suites and benches log in and order
+        # hundreds of times a minute: the tenant rate limits are raised here (unless set);
+        # tests/integration/test_tenant_limits.py sets its own (docs/tenant-auth.md, "Limits")
+        **{name: os.environ.get(name, "1000000") for name in LOCAL_LIMITS},
     }
 
 
@@ -68,6 +76,8 @@ def apply_env(port: int) -> dict[str, str]:
 LOCAL_JWT_SECRET = "local-only-jwt-secret-" + "x" * 20
 # The local stack's console session key (docs/console.md), likewise public and refused on prod.
 LOCAL_CONSOLE_SECRET = "local-only-console-secret-" + "y" * 20
+# The local official account (the WeChat API emulator's oa_appid / oa_secret; DEMO_SECRETS lists the secret)
+LOCAL_OA_APPID, LOCAL_OA_SECRET = "wx0a000000000local", "oa-secret-for-local-runs"
 
 
 def forget() -> None:
@@ -186,8 +196,8 @@ def require_emulator(url: str | None = None) -> str:
 
 
 def bootstrap() -> dict:
-    """Create every table and static queue in the emulator, and the local JWT and console
-    secrets (idempotent)."""
+    """Create every table and static queue in the emulator, and the local JWT, console and
+    official-account secrets (idempotent)."""
     import boto3
 
     from core.integrations import secrets
@@ -225,6 +235,8 @@ def bootstrap() -> dict:
         queues[name] = sqs.create_queue(QueueName=queue_name(name), Attributes=attrs)["QueueUrl"]
     secrets.create_if_absent(get_settings().secret_id("jwt"), LOCAL_JWT_SECRET, "feikong local jwt")
     secrets.create_if_absent(get_settings().secret_id("console"), LOCAL_CONSOLE_SECRET, "feikong local console")
+    secrets.create_if_absent(get_settings().secret_id("wechat_oa"), {"appid": LOCAL_OA_APPID, "secret": LOCAL_OA_SECRET},
+                             "feikong local official account")
     return {"tables": tables, "queues": queues}
 
 

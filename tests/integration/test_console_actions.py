@@ -17,7 +17,7 @@ import pytest
 from core.domain.errors import NotFound, ValidationError
 from core.integrations.queues import uplink_url
 from core.protocol.messages import MeterReading
-from core.services import action_log, bindings
+from core.services import action_log, bindings, tenancy
 from core.services.control import Control
 from core.services.ingest import Ingest
 from core.services.ledger import LedgerService
@@ -322,10 +322,16 @@ def test_binding_code_issue_and_redeem(room):
 
     openid = f"o{uuid.uuid4().hex[:20]}"
     got = bindings.redeem_binding_code(shown.lower(), openid)  # typed in lower case, with the dash
-    assert got == {"tenant_id": room.w.tenant_id, "property_id": room.pid, "account_id": room.account,
-                   "name": "测试租户"}
-    assert dstore.get_tenant(room.w.tenant_id).openid == openid
-    assert bindings.redeem_binding_code(shown, openid)["tenant_id"] == room.w.tenant_id  # a retry: same answer
+    account = dstore.get_account(room.account)
+    assert got == {"property_id": room.pid, "account_id": room.account, "name": account.name,
+                   "property_name": "测试物业", "room_name": account.room_id}
+    # a code makes the WeChat user a member of the account (a roommate or the tenant), not the
+    # tenant record's own WeChat user (docs/tenant-auth.md, "Bindings")
+    assert [a.account_id for a in tenancy.accounts_of(openid)] == [room.account]
+    assert dstore.get_tenant(room.w.tenant_id).openid != openid
+    assert bindings.redeem_binding_code(shown, openid) == got  # a retry: same answer
+    [bound] = room.log("tenant_bound")  # audited once, the WeChat user as the actor (never the openid)
+    assert bound.role == "tenant" and bound.target == f"account:{room.account}" and openid not in bound.actor_id
     with pytest.raises(NotFound):
         bindings.redeem_binding_code(shown, f"o{uuid.uuid4().hex[:20]}")  # single use
     later = Clock(datetime.now(UTC) + timedelta(hours=25))

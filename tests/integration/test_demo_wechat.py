@@ -1,52 +1,85 @@
-"""The demo's tenant phone page (infra/demo/wechat.py) refuses what a person might type
-with a 4xx and a Chinese sentence, before anything is ordered or paid."""
+"""The demo's tenant side (infra/demo/wechat.py, docs/h5.md): every seeded tenant has a
+WeChat user on the WeChat API emulator's authorization screen, already bound as seeded,
+who logs in to the H5 pages there and sees exactly their own account; the newcomer sees
+none until they bind with the code the demo prints; the pages load the WeChat Pay
+emulator's payment shim only when the setting names it. Over HTTP: the app, the emulators
+(infra/local/paystack.py) and the moto emulator; the demo seeded as `make demo` seeds it."""
 
 from __future__ import annotations
 
 import pytest
 import requests
 
-from core.services.ledger import LedgerService
-from core.store import payments as pstore
+from infra.demo import seed
 from infra.demo import wechat as demo_wechat
 from infra.fakes.wechatpay_emulator import BackgroundServer
+from infra.local.paystack import PayStack
+from miniprogram_api.app import create_app
 
 
-@pytest.fixture
-def phone(world):
-    # No payment stack behind it: every case below must be refused before it is needed.
-    srv = BackgroundServer(demo_wechat.create_app(None, "http://127.0.0.1:9", world.property_id)).start()
-    yield srv.url
-    srv.stop()
+@pytest.fixture(scope="module")
+def demo(aws):
+    paystack = PayStack().start()
+    paystack.apply_env()
+    info = seed.seed()
+    demo_wechat.configure(paystack.api, info)
+    app = BackgroundServer(create_app()).start()
+    yield {"info": info, "paystack": paystack, "url": app.url}
+    app.stop()
+    paystack.stop()
 
 
-@pytest.mark.parametrize("amount,words", [
-    ("五十", "金额格式无效"), ("abc", "金额格式无效"), ("", "金额格式无效"), ("1e999999999", "金额格式无效"),
-    ("NaN", "金额格式无效"), ("1.234", "金额格式无效"), ("-5", "金额格式无效"), ("50,00", "金额格式无效"),
-    ("99999999", "金额格式无效"), ("0", "充值金额必须大于 0 元"), ("0.00", "充值金额必须大于 0 元"),
-])
-def test_bad_amounts_are_a_400_in_chinese(phone, world, amount, words):
-    account = world.account(opening=100)
-    r = requests.post(f"{phone}/pay", data={"account_id": account, "amount": amount}, timeout=10)
-    assert r.status_code == 400 and words in r.text and r.headers["Content-Type"].startswith("text/html")
-    assert LedgerService().balance(account) == 100 and pstore.orders_of_account(account) == []
+def accounts(demo, token: str) -> list[dict]:
+    r = requests.get(f"{demo['url']}/api/v1/accounts", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["accounts"]
 
 
-@pytest.mark.parametrize("form,status,words", [
-    ({"amount": "50.00"}, 400, "请选择要充值的账户"),
-    ({"account_id": "", "amount": "50.00"}, 400, "请选择要充值的账户"),
-    ({"account_id": "acct#A101", "amount": "50.00"}, 400, "账户编号格式无效"),
-    ({"account_id": "x" * 3000, "amount": "50.00"}, 400, "账户编号格式无效"),
-    ({"account_id": "acct-nobody", "amount": "50.00"}, 404, "账户不存在"),
-])
-def test_missing_or_unknown_accounts_are_a_4xx_in_chinese(phone, form, status, words):
-    r = requests.post(f"{phone}/pay", data=form, timeout=10)
-    assert (r.status_code, words in r.text) == (status, True), r.text
+def test_one_wechat_user_per_seeded_tenant_and_a_newcomer(demo):
+    info = demo["info"]
+    users = demo_wechat.users(info)
+    # 20 rooms, every tenth empty: 18 tenants, 18 accounts, one user each, plus the newcomer
+    assert len(info["accounts"]) == 18 and len(users) == 19
+    assert sorted(o for o in users if o != demo_wechat.NEWCOMER[0]) == \
+        sorted(f"demo-openid-{a.removeprefix('acct-')}" for a in info["accounts"])
+    assert info["crossing"] == {"room": "B-201", "account": "acct-B201", "openid": "demo-openid-B201"}
+    assert demo["paystack"].api.oauth_users == users
 
 
-def test_another_propertys_account_is_not_found(phone, world):
-    from testkit.builders import World
+@pytest.mark.parametrize("room", ["A101", "B201", "B203"])
+def test_a_demo_tenant_logs_in_on_the_emulators_screen_and_sees_only_their_account(demo, room):
+    openid = f"demo-openid-{room}"
+    tokens = demo_wechat.oauth_login(demo["url"], openid)
+    nickname = demo_wechat.users(demo["info"])[openid]
+    assert nickname in tokens["screen"] and "微信授权登录" in tokens["screen"]
+    assert tokens["bound"] is True
+    mine = accounts(demo, tokens["token"])
+    assert [a["account_id"] for a in mine] == [f"acct-{room}"]
+    assert mine[0]["property_name"] == seed.PROPERTY_NAME
 
-    elsewhere = World().account(opening=100)
-    r = requests.post(f"{phone}/pay", data={"account_id": elsewhere, "amount": "50.00"}, timeout=10)
-    assert r.status_code == 404 and "账户不存在" in r.text
+
+def test_the_newcomer_binds_with_the_printed_code_as_a_roommate(demo):
+    tokens = demo_wechat.oauth_login(demo["url"], demo_wechat.NEWCOMER[0])
+    assert tokens["bound"] is False and accounts(demo, tokens["token"]) == []
+    code = demo_wechat.binding_code(demo["info"])
+    assert len(code) == 9 and code[4] == "-"  # XXXX-XXXX, as the tenant types it
+    r = requests.post(f"{demo['url']}/api/v1/bindings", json={"code": code}, timeout=10,
+                      headers={"Authorization": f"Bearer {tokens['token']}"})
+    assert r.status_code == 201, r.text
+    assert [a["account_id"] for a in accounts(demo, tokens["token"])] == ["acct-B201"]
+    tenant = demo_wechat.oauth_login(demo["url"], "demo-openid-B201")  # the tenant still sees it too
+    members = requests.get(f"{demo['url']}/api/v1/accounts/acct-B201/members", timeout=10,
+                           headers={"Authorization": f"Bearer {tenant['token']}"}).json()["members"]
+    assert len(members) == 2 and [m["is_me"] for m in members].count(True) == 1
+
+
+def test_the_pages_load_the_payment_shim_only_when_the_setting_names_it(demo, setenv):
+    shim = demo_wechat.jsbridge_url(demo["paystack"].pay.url)
+    setenv("FEIKONG_WECHATPAY_JSBRIDGE_URL", None)
+    page = requests.get(f"{demo['url']}/h5/recharge", timeout=10)
+    assert page.status_code == 200 and "jsbridge.js" not in page.text
+    setenv("FEIKONG_WECHATPAY_JSBRIDGE_URL", shim)
+    page = requests.get(f"{demo['url']}/h5/recharge", timeout=10)
+    assert f'<script src="{shim}"></script>' in page.text
+    js = requests.get(shim, timeout=10)
+    assert js.status_code == 200 and "getBrandWCPayRequest" in js.text

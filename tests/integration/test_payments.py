@@ -20,32 +20,12 @@ from core.services.ledger import LedgerService
 from core.services.payments import Payments
 from core.store import events as estore
 from core.store import payments as pstore
-from functions import wechatpay_notify
-from infra.fakes.wechatpay_emulator import BackgroundServer
-from infra.local.paystack import APPID, MCHID, PayStack
-from miniprogram_api.app import create_app
+from infra.local.paystack import APPID, MCHID
+from testkit.apistack import ApiStack
 from testkit.builders import Clock, World
 
 
-class Stack(PayStack):
-    def __init__(self, monkeypatch) -> None:
-        super().__init__()
-        self.start()
-        for k, v in self.env().items():
-            monkeypatch.setenv(k, v)
-        self.apply_env()
-        monkeypatch.setattr(wechatpay_notify, "payments", Payments())
-        self.web = BackgroundServer(create_app()).start()
-        self.base = self.web.url
-
-    def stop(self) -> None:
-        self.web.stop()
-        super().stop()
-
-    def login(self, openid: str) -> dict:
-        r = requests.post(f"{self.base}/api/v1/login", json={"code": self.api.issue_code(openid)}, timeout=10)
-        assert r.status_code == 200, r.text
-        return {"Authorization": f"Bearer {r.json()['token']}"}
+class Stack(ApiStack):
 
     def recharge(self, auth: dict, account_id: str, amount: int) -> requests.Response:
         return requests.post(f"{self.base}/api/v1/recharges", json={"account_id": account_id, "amount": amount},

@@ -176,7 +176,7 @@ def template(notify_env: dict | None = None, grants: list[str] | None = None) ->
 ZAPPA = {"dev": {"app_function": "miniprogram_api.wsgi.app", "environment_variables": {
     "FEIKONG_STAGE": "dev", "FEIKONG_JWT_SECRET_ID": "feikong/dev/jwt", "FEIKONG_WECHAT_SECRET_ID": "feikong/dev/wechat",
     "FEIKONG_WECHATPAY_SECRET_ID": "feikong/dev/wechatpay", "FEIKONG_SITE_SECRET_PREFIX": "feikong/dev/site/",
-    "FEIKONG_CONSOLE_SECRET_ID": "feikong/dev/console"}}}
+    "FEIKONG_CONSOLE_SECRET_ID": "feikong/dev/console", "FEIKONG_WECHAT_OA_SECRET_ID": "feikong/dev/wechat_oa"}}}
 
 
 def failure(tpl: dict, zappa: dict | None = None) -> str:
@@ -206,7 +206,7 @@ def test_the_deploy_check_fails_a_secret_the_role_may_not_read_and_a_grant_nobod
 
 
 def test_the_deploy_check_fails_the_flask_app_without_its_login_secrets():
-    for var in ("FEIKONG_JWT_SECRET_ID", "FEIKONG_CONSOLE_SECRET_ID"):
+    for var in ("FEIKONG_JWT_SECRET_ID", "FEIKONG_CONSOLE_SECRET_ID", "FEIKONG_WECHAT_OA_SECRET_ID"):
         zappa = {"dev": dict(ZAPPA["dev"], environment_variables={
             k: v for k, v in ZAPPA["dev"]["environment_variables"].items() if k != var})}
         assert f"zappa_settings.json dev: {var} is not set" in failure(template(), zappa)
