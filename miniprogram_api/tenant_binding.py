@@ -17,14 +17,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from flask import Blueprint, g, jsonify, request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from spectree import Response
 
 from core.domain.limits import RateLimited
 from miniprogram_api import serializers
 from miniprogram_api.services import tenant_auth
 from miniprogram_api.tenant import tenant_required
-from miniprogram_api.tenant_spec import ErrorBody, spec
+from miniprogram_api.tenant_spec import ApiModel, ErrorBody, spec
 
 bp = Blueprint("tenant_binding", __name__, url_prefix="/api/v1")
 
@@ -47,21 +47,21 @@ def rate_limited(e: RateLimited):
 # --- models ----------------------------------------------------------------------------------
 
 
-class OAuthLoginRequest(BaseModel):
+class OAuthLoginRequest(ApiModel):
     code: str = Field(description="公众号网页授权回调 redirect_uri 上的 code")
     state: str | None = Field(None, description="授权时页面自己传入的 state（原样带回，页面自行核对）")
     error_codes: ClassVar[dict] = {"code": ("code_required", "缺少登录凭证 code"),
                                    "state": ("state_invalid", "state 参数无效")}
 
 
-class BindRequest(BaseModel):
+class BindRequest(ApiModel):
     code: str = Field(description="绑定码（如 ABCD-EFGH，大小写和短横线均可）或绑定二维码的内容 feikong://bind?code=…")
     property_id: str | None = Field(None, description="可选：当前页面所属物业；其他物业的绑定码将被拒绝")
     error_codes: ClassVar[dict] = {"code": ("binding_code_invalid", "绑定码格式无效（8 位字母或数字）"),
                                    "property_id": ("property_id_invalid", "property_id 无效")}
 
 
-class Binding(BaseModel):
+class Binding(ApiModel):
     account_id: str
     property_id: str
     property_name: str = Field(description="物业名称")
@@ -69,14 +69,14 @@ class Binding(BaseModel):
     name: str = Field(description="账户名称")
 
 
-class Member(BaseModel):
+class Member(ApiModel):
     member_id: str = Field(description="成员标识（按账户区分，不是 openid）")
     display_name: str = Field(description="微信昵称；未知时为「微信用户 XXXX」")
     is_me: bool
     bound_at: str = Field(description="绑定时间（UTC，ISO 8601）")
 
 
-class MemberList(BaseModel):
+class MemberList(ApiModel):
     members: list[Member]
 
 

@@ -14,13 +14,13 @@ import time
 from typing import ClassVar, Literal
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import ConfigDict, Field, StrictInt, StrictStr
 from spectree import Response as SpecResponse
 
 from core.domain.money import yuan
 from miniprogram_api.services import payments
 from miniprogram_api.tenant import tenant_required
-from miniprogram_api.tenant_spec import ErrorBody, spec
+from miniprogram_api.tenant_spec import ApiModel, ErrorBody, spec
 
 bp = Blueprint("tenant_money", __name__, url_prefix="/api/v1")
 
@@ -30,14 +30,14 @@ PROGRESS_CLOCK_KEY = "feikong.progress_clock"  # app.extensions: (clock, sleep) 
 # --- models -------------------------------------------------------------------------------
 
 
-class ProgressStep(BaseModel):
+class ProgressStep(ApiModel):
     key: Literal["paid", "credited", "command_sent", "relay_closed"]
     text: str
     done: bool
     at: str | None = Field(None, description="完成时间（UTC ISO 8601）")
 
 
-class RechargeProgress(BaseModel):
+class RechargeProgress(ApiModel):
     """充值进度：支付 → 入账 → 合闸指令 → 电表合闸（读回确认）。"""
 
     state: Literal["waiting_payment", "paid", "credited", "command_sent", "restored", "not_needed",
@@ -50,16 +50,16 @@ class RechargeProgress(BaseModel):
     shortfall_fen: int | None = Field(None, description="余额仍低于复电线时，还需充值的金额（分）")
 
 
-class RechargeOptionsQuery(BaseModel):
+class RechargeOptionsQuery(ApiModel):
     account_id: str
 
 
-class Preset(BaseModel):
+class Preset(ApiModel):
     amount_fen: int
     amount: str
 
 
-class RechargeOptions(BaseModel):
+class RechargeOptions(ApiModel):
     presets: list[Preset]
     min_fen: int
     max_fen: int
@@ -67,7 +67,7 @@ class RechargeOptions(BaseModel):
     max: str
 
 
-class RefundRequestCreate(BaseModel):
+class RefundRequestCreate(ApiModel):
     model_config = ConfigDict(extra="forbid")
     amount: StrictInt = Field(description="退款金额，单位：分（不超过可用余额）")
     reason: StrictStr = Field(description="退款原因（不超过 200 字）")
@@ -75,14 +75,14 @@ class RefundRequestCreate(BaseModel):
                                    "reason": ("reason_required", "请填写退款原因")}
 
 
-class RefundRequestCreated(BaseModel):
+class RefundRequestCreated(ApiModel):
     request_id: str
     status: Literal["pending"]
     amount_fen: int
     amount: str
 
 
-class RefundRequestView(BaseModel):
+class RefundRequestView(ApiModel):
     request_id: str
     status: Literal["pending", "approving", "approved", "rejected", "failed"]
     status_text: str
@@ -95,17 +95,17 @@ class RefundRequestView(BaseModel):
     refunded_fen: int
 
 
-class RefundRequestList(BaseModel):
+class RefundRequestList(ApiModel):
     requests: list[RefundRequestView]
 
 
-class QuietHours(BaseModel):
+class QuietHours(ApiModel):
     model_config = ConfigDict(extra="forbid")
     start: StrictStr = Field(description="HH:MM")
     end: StrictStr = Field(description="HH:MM（早于开始时间表示跨午夜，如 22:00–07:00）")
 
 
-class AlarmPreferences(BaseModel):
+class AlarmPreferences(ApiModel):
     """个人余额提醒：金额（分，可为空）、通知渠道、免打扰时段（可跨午夜）。"""
 
     model_config = ConfigDict(extra="forbid")
@@ -114,12 +114,12 @@ class AlarmPreferences(BaseModel):
     quiet_hours: QuietHours | None = Field(description="免打扰时段，null 表示不设置")
 
 
-class NotificationsQuery(BaseModel):
+class NotificationsQuery(ApiModel):
     cursor: str | None = None
     limit: int = Field(20, ge=1, le=50)
 
 
-class NotificationItem(BaseModel):
+class NotificationItem(ApiModel):
     id: str
     kind: str = Field(description="low_balance | payment_credited | cut | restored | refund_approved | refund_rejected")
     title: str
@@ -127,7 +127,7 @@ class NotificationItem(BaseModel):
     at: str
 
 
-class NotificationPage(BaseModel):
+class NotificationPage(ApiModel):
     notifications: list[NotificationItem]
     next_cursor: str | None = None
 

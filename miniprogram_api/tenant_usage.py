@@ -12,12 +12,12 @@ from decimal import Decimal
 from typing import ClassVar, Literal
 
 from flask import Blueprint, current_app, g, request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from spectree import Response
 
 from core.domain.money import yuan
 from miniprogram_api.tenant import tenant_required
-from miniprogram_api.tenant_spec import ErrorBody, spec
+from miniprogram_api.tenant_spec import ApiModel, ErrorBody, spec
 
 bp = Blueprint("tenant_usage", __name__, url_prefix="/api/v1")
 
@@ -25,7 +25,7 @@ TAGS = ["用量"]
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 
-class UsageQuery(BaseModel):
+class UsageQuery(ApiModel):
     granularity: Literal["day", "month", "year"] = Field(
         "day", description="day（按日）、month（按月）或 year（按年）")
     start: str | None = Field(None, pattern=DATE_PATTERN, description="开始日期 YYYY-MM-DD（本地日期，含）")
@@ -38,7 +38,7 @@ class UsageQuery(BaseModel):
     }
 
 
-class UsageBand(BaseModel):
+class UsageBand(ApiModel):
     kind: Literal["electricity", "water"] = Field(description="electricity（电）或 water（水）")
     band: str = Field(description="时段：sharp 尖、peak 峰、flat 平、valley 谷、deep_valley 深谷")
     band_text: str
@@ -48,7 +48,7 @@ class UsageBand(BaseModel):
     cost: str = Field(description="金额（元）")
 
 
-class UsageTotals(BaseModel):
+class UsageTotals(ApiModel):
     electricity_kwh: str = Field(description="用电量 kWh（精确小数）")
     water_m3: str = Field(description="用水量 m³（精确小数）")
     cost_fen: int
@@ -60,7 +60,7 @@ class UsagePoint(UsageTotals):
     period: str = Field(description="2026-11-29（日）、2026-11（月）或 2026（年）")
 
 
-class UsageReport(BaseModel):
+class UsageReport(ApiModel):
     granularity: Literal["day", "month", "year"]
     start: str
     end: str
@@ -70,14 +70,14 @@ class UsageReport(BaseModel):
     totals: UsageTotals
 
 
-class RealtimeMeter(BaseModel):
+class RealtimeMeter(ApiModel):
     meter_id: str
     kind: Literal["electricity", "water"]
     power_kw: str | None = Field(description="最近一个抄表间隔的平均功率 kW（表计读数不含功率寄存器）；离线或今日无读数时为 null")
     read_at: str | None = Field(description="该数值对应的抄表时间")
 
 
-class RealtimeToday(BaseModel):
+class RealtimeToday(ApiModel):
     date: str = Field(description="本地日期（北京时间）")
     electricity_kwh: str
     water_m3: str
@@ -85,7 +85,7 @@ class RealtimeToday(BaseModel):
     cost: str
 
 
-class RealtimeValues(BaseModel):
+class RealtimeValues(ApiModel):
     meters: list[RealtimeMeter]
     today: RealtimeToday
 
