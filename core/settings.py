@@ -82,15 +82,41 @@ class Settings:
     # the WeChat Pay emulator's WeixinJSBridge shim, loaded by the H5 pages to pay outside
     # WeChat (local demo and tests only; prod refuses any value: docs/h5.md)
     wechatpay_jsbridge_url: str = ""
+    # notification channels (core/integrations/channels.py, docs/notifications.md "Channels").
+    # Template ids per catalog key, "key=id,key=id": mini-program subscribe messages, the
+    # official account's template messages, SMS templates (of the provider chosen), voice (TTS codes)
+    wechat_subscribe_templates: str = ""
+    wechat_template_ids: str = ""
+    sms_provider: str = field(default="tencent", metadata={"choices": ("tencent", "aliyun")})
+    sms_templates: str = ""
+    sms_sign_name: str = ""  # the approved SMS signature (签名), e.g. 费控物业
+    sms_app_id: str = ""  # Tencent Cloud SMS SdkAppId (the SMS application)
+    sms_region: str = "ap-guangzhou"  # Tencent Cloud region of the SMS API
+    # the providers' API endpoints (locally: the SMS emulator, infra/fakes/sms_emulator.py)
+    sms_tencent_endpoint: str = "https://sms.tencentcloudapi.com"
+    sms_aliyun_endpoint: str = "https://dysmsapi.aliyuncs.com"
+    email_from: str = ""  # SES verified sender; empty: the email channel refuses (not configured)
+    email_region: str = ""  # SES region (no SES in the AWS China regions); empty: the default region
+    # voice calls (text to speech): "" none (the channel refuses), "aliyun" Alibaba Cloud Dyvms SingleCallByTts
+    voice_provider: str = field(default="", metadata={"choices": ("", "aliyun")})
+    voice_templates: str = ""  # TTS template codes per catalog key, "key=TTS_...,key=TTS_..."
+    voice_show_number: str = ""  # the caller number shown (a number bought with the voice service)
+    voice_aliyun_endpoint: str = "https://dyvmsapi.aliyuncs.com"
+    channel_timeout: float = field(default=5.0, metadata=_above(0))  # seconds per provider request
+    # where the tenant H5 pages are served (https://<domain>): template messages and emails link /h5/... there
+    h5_base_url: str = ""
     # ledger audit
     audit_batch_size: int = field(default=100, metadata=_at_least(1))
     audit_queue_url: str = ""  # serverless.yml: !Ref LedgerAuditQueue; locally found by name
+    notify_queue_url: str = ""  # notification jobs (serverless.yml: !Ref NotificationsQueue); locally found by name
     # console
     default_property: str = ""
     # secrets: ids (names or ARNs) in Secrets Manager, never values
     jwt_secret_id: str = ""  # HS256 key of tenant tokens (32+ characters)
     wechat_secret_id: str = ""  # JSON {"appid", "secret"}: the mini-program's credentials
     wechat_oa_secret_id: str = ""  # JSON {"appid", "secret"}: the official account's (web authorization)
+    sms_secret_id: str = ""  # JSON {"key_id", "secret"}: the SMS provider's SecretId/SecretKey (AccessKey)
+    voice_secret_id: str = ""  # JSON {"key_id", "secret"}: the voice provider's AccessKey (if one is configured)
     wechatpay_secret_id: str = ""  # JSON: the merchant's configuration and keys (core/integrations/wechatpay.py)
     console_secret_id: str = ""  # the console's session-signing key (32+ characters; docs/console.md)
     site_secret_prefix: str = ""  # + site id: JSON {"current", "previous"?}: a site's signing keys
@@ -144,6 +170,8 @@ def _check(f, value) -> str | None:
         return f"{env_name(f.name)}: must be at least {f.metadata['ge']} (got {value!r})"
     if "gt" in f.metadata and value <= f.metadata["gt"]:
         return f"{env_name(f.name)}: must be greater than {f.metadata['gt']} (got {value!r})"
+    if "choices" in f.metadata and value not in f.metadata["choices"]:
+        return f"{env_name(f.name)}: must be one of {', '.join(map(repr, f.metadata['choices']))} (got {value!r})"
     return None
 
 
@@ -193,7 +221,7 @@ def resource_name(name: str) -> str:
 
 # -- what an entry point needs --------------------------------------------------------
 
-SECRET_NAMES = ("jwt", "wechat", "wechatpay", "console", "wechat_oa")  # + "sites": the site secrets, one per site
+SECRET_NAMES = ("jwt", "wechat", "wechatpay", "console", "wechat_oa", "sms", "voice")  # + "sites": the site secrets, one per site
 
 
 @dataclass(frozen=True)
@@ -229,7 +257,11 @@ WECHATPAY = needs(secrets=("wechatpay",))
 TENANT_LOGIN = needs(secrets=("jwt", "wechat"))
 TENANT_OAUTH = needs(secrets=("wechat_oa",))  # the official account's web authorization (H5 login)
 LEDGER_AUDIT = needs(("audit_queue_url",))
+NOTIFY_QUEUE = needs(("notify_queue_url",))  # the notification router and sender (docs/notifications.md)
 CONSOLE = needs(secrets=("console",))  # signs the console's session cookies and CSRF tokens
+# sends through the channel port (core/integrations/channels.py): mini-program subscribe messages,
+# the official account's template messages, SMS (email: SES through the role; voice: none yet)
+CHANNELS = needs(secrets=("wechat", "wechat_oa", "sms"))
 
 
 # -- the production guard ---------------------------------------------------------------
@@ -244,6 +276,7 @@ DEMO_SECRETS = frozenset({
     "0123456789abcdefghijklmnopqrstuv",  # the WeChat Pay emulator's APIv3 key
     "test-jwt-secret-that-is-long-enough-0123456789",
     "local-only-console-secret-" + "y" * 20,  # the local stack's console session key
+    "sms-secret-key-for-local-runs-0123",  # the SMS emulator's SecretKey / AccessKey secret
 })
 LOCAL_HOSTS = ("localhost", "0.0.0.0", "::1")  # and 127.*
 
@@ -268,7 +301,8 @@ def production_problems(s: Settings, secret_values: dict[str, str] | None = None
     if not s.prod:
         return []
     problems = []
-    for name in ("aws_endpoint", "wechatpay_base_url", "wechat_api_base", "wechat_oauth_base"):
+    for name in ("aws_endpoint", "wechatpay_base_url", "wechat_api_base", "wechat_oauth_base",
+                 "sms_tencent_endpoint", "sms_aliyun_endpoint", "voice_aliyun_endpoint", "h5_base_url"):
         url = getattr(s, name)
         if url and _local(url):
             problems.append(f"{env_name(name)} points at a local emulator ({url})")

@@ -1,5 +1,5 @@
 """Scheduled (every minute): pending cuts whose time has come, expired commands, meters
-that stopped reporting."""
+that stopped reporting; then bridges gone silent and meters silent for long (outages)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ NEEDS = BASE | SITES  # what this function needs deployed (core/settings.py; che
 @observability.lambda_handler
 @cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
-    return make_control().tick()
+    result = make_control().tick()
+    from core.services import outages  # bridges gone silent, meters silent for long (after the supply work)
+
+    return {**result, **outages.check()}
 
 
 def make_control():

@@ -69,7 +69,12 @@ def create_app(check_start: bool = False) -> Flask:
     app.register_blueprint(tenant_binding.bp)  # official-account login, bindings, rate-limit answers (绑定)
     from miniprogram_api import tenant_money
     app.register_blueprint(tenant_money.bp)  # money chain, refund requests, alarm preferences, notifications
-    admin_auth.init_app(app, exempt=(tenant.bp, tenant_pages.bp, tenant_usage.bp, tenant_binding.bp, tenant_money.bp,))  # console logins, sessions, CSRF
+    from miniprogram_api import tenant_deliveries
+    app.register_blueprint(tenant_deliveries.bp)  # the messages sent to a tenant (通知记录)
+    from miniprogram_api import tenant_subscriptions
+    app.register_blueprint(tenant_subscriptions.bp)  # subscribe-message consents (订阅消息授权)
+    admin_auth.init_app(app, exempt=(tenant.bp, tenant_pages.bp, tenant_usage.bp, tenant_binding.bp, tenant_money.bp,
+                                     tenant_deliveries.bp, tenant_subscriptions.bp,))  # console logins, sessions, CSRF
     app.register_blueprint(console.bp)
     app.register_blueprint(console_ops.bp)  # sites, audit log, OpenAPI document
     from miniprogram_api import console_room
@@ -82,6 +87,8 @@ def create_app(check_start: bool = False) -> Flask:
     app.register_blueprint(console_admin.bp)  # property settings (物业设置), users (用户管理)
     from miniprogram_api import console_refunds
     app.register_blueprint(console_refunds.bp)  # tenants' refund requests (退款审批)
+    from miniprogram_api import console_notify
+    app.register_blueprint(console_notify.bp)  # notification recipients and log (物业设置 → 通知)
 
     return app
 

@@ -17,6 +17,7 @@ bp.before_request(console_gate)
 _ROOM = "/p/<property_id>/rooms/<building_id>/<room_id>"
 _API_ROOM = "/admin/api/properties/<property_id>/rooms/<building_id>/<room_id>"
 _CURSOR = {"type": "string", "description": "上一页返回的 next_cursor；省略为第一页（最新）"}
+DELIVERIES_SHOWN = 20  # the room detail's notification log per account
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 100, "description": "每页条数，默认 20"}
 
 
@@ -53,7 +54,16 @@ def room_page(property_id: str, building_id: str, room_id: str):
         "console/room_detail.html", detail=detail, property_id=property_id, property=detail.property,
         nav_active="rooms", admin=current_admin(), urls=_urls(property_id, building_id, room_id),
         charts={a.account.account_id: _chart(a.usage) for a in detail.accounts},
+        deliveries=_deliveries(detail),
     )
+
+
+def _deliveries(detail) -> dict:
+    """Each account's recent notification deliveries (core/services/notify_log.py)."""
+    from core.services import notify_log
+
+    return {a.account.account_id: notify_log.account_log(a.account.account_id, DELIVERIES_SHOWN)
+            for a in detail.accounts}
 
 
 @bp.get(_ROOM + "/statement/<account_id>")
@@ -70,7 +80,8 @@ def statement_partial(property_id: str, building_id: str, room_id: str, account_
 
 
 @bp.get(_API_ROOM)
-@api_doc("房间详情：账户、租户、电表、今日用量、用量图数据、账单第一页、命令、事件", tags=("rooms",),
+@api_doc("房间详情：账户、租户、电表、今日用量、用量图数据、账单第一页、命令、事件、各账户最近的通知记录（deliveries）",
+         tags=("rooms",),
          params={"account": {"type": "string", "description": "cursor 所属账户"}, "cursor": _CURSOR,
                  "limit": _LIMIT},
          responses={200: {"description": "房间详情", "schema": {"type": "object"}}})
@@ -81,7 +92,9 @@ def room_json(property_id: str, building_id: str, room_id: str):
     cursor, limit = _paging()
     detail = room_detail.room_detail(property_id, building_id, room_id, cursor=cursor,
                                      cursor_account=request.args.get("account"), limit=limit, now=_now())
-    return jsonify(room_detail.to_json(detail))
+    out = room_detail.to_json(detail)
+    out["deliveries"] = {aid: [r.to_json() for r in rows] for aid, rows in _deliveries(detail).items()}
+    return jsonify(out)
 
 
 @bp.get("/admin/api/properties/<property_id>/accounts/<account_id>/entries")

@@ -14,6 +14,7 @@ from datetime import datetime
 
 # Labels an admin reads; actions not listed show their own name. Other areas add theirs.
 ACTION_NAMES: dict[str, str] = {
+    "notify_recipients": "修改通知接收人",
     "login": "登录",
     "login_failed": "登录失败",
     "login_locked": "登录被锁定",

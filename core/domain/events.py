@@ -67,3 +67,32 @@ class Event:
     status: str = ""
     message: str = ""
     data: dict = field(default_factory=dict)
+
+
+
+# --- events that someone is told about (issue 13, docs/notifications.md "Producers and logs") ---
+#
+# Every condition a person is told about is recorded as an event where it is detected (in
+# the transaction or write already happening there); the notification pipeline reads the
+# recorded events (core/domain/notifications.py `notice_of`), never the producing path.
+# Each carries property_id and, for a tenant's or an account's event, data["account_id"];
+# amounts in fen (int), times UTC ISO 8601. Recorded type (subject): data.
+#
+# tenants
+#   low_balance (account): level, threshold, balance, occurrence, account_id — control.alarm_event
+#   cut_imminent (account): balance, cut_line, due_at — a cut became pending (grace or protected window)
+#   command TRIP / CLOSE (meter): op, cause, account_id — the cut and the restore (tenant_feed.py)
+#   payment_credited (notice): amount, balance_after, out_trade_no, paid_at — in the credit's transaction
+#   refund_done (notice): amount, out_refund_no, out_trade_no — WeChat reported the refund SUCCESS
+#   meter_offline_long (meter): account_id, meter_id, last_seen, hours — outages.check
+# admins
+#   meter_offline (meter): meter_id, account_id, site_id, last_seen — the control tick
+#   bridge_offline (site): site_id, site_name, last_seen — outages.check; bridge_online when it returns
+#   command_failing (meter): meter_id, account_id, site_id, op, intended, reported, attempts, command_id
+#   anomaly with status "open" (meter): kind, seq, account_id, proposal — awaiting review
+#   reconcile_day (reconcile#<date>): bill_date, count, kinds, their_fen, our_fen, orders — one per
+#     property and day with mismatches (the per-order `reconcile_mismatch` records are the detail)
+#   refund_request (account): request_id, amount, reason, building_id, room_id — a tenant filed one
+
+TENANT_TYPES = ("low_balance", "cut_imminent", "command", "payment_credited", "refund_done", "meter_offline_long")
+ADMIN_TYPES = ("meter_offline", "bridge_offline", "command_failing", "anomaly", "reconcile_day", "refund_request")

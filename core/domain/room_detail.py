@@ -45,7 +45,9 @@ COMMAND_STATE_NAMES = {"queued": "排队中", "sent": "已发送", "applied": "�
 EVENT_NAMES = {"anomaly": "读数异常", "low_balance": "余额告警", "command": "命令", "meter_online": "表计上线",
                "meter_offline": "表计离线", "meter_without_plan": "未设电价", "meter_mismatch": "表内数据不一致",
                "meter_replaced": "换表", "settings": "设置变更", "relay_alarm": "开关告警",
-               "manual_relay": "手动分合闸", "supply_stuck": "命令多次未执行"}
+               "manual_relay": "手动分合闸", "supply_stuck": "命令多次未执行", "command_failing": "命令多次未执行",
+               "cut_imminent": "即将断电", "supply_cut": "已断电", "supply_restored": "已复电",
+               "meter_offline_long": "表计长时间离线", "refund_request": "退款申请"}
 EVENT_STATUS_NAMES = {"open": "待审核", "approved": "已批准", "rejected": "已驳回", "recorded": "已记录",
                       "to_notify": "待通知", "notified": "已通知"}
 UNITS = {"kWh": "kWh", "m³": "m³", "m3": "m³"}

@@ -36,6 +36,28 @@ QUEUES: dict[str, dict] = {
         "attributes": {"VisibilityTimeout": "1800", "MessageRetentionPeriod": "345600", **SSE},  # 6 x worker timeout; 4 days
         "dead_letter": {"queue": "ledger-audit-dlq", "max_receive_count": 3},
     },
+    # notification jobs (docs/notifications.md): one message per (recipient, channel), put by
+    # notifyRoute, sent by notifySend. A job waits for its retry (backoff) or the end of quiet
+    # hours invisible (ChangeMessageVisibility), and every such wait is a receive: hence the
+    # high receive count before the dead-letter queue (the sender fails a job itself after
+    # notifications.MAX_ATTEMPTS sends)
+    "notifications-dlq": {
+        "fifo": False,
+        "dlq": True,
+        "attributes": {"MessageRetentionPeriod": "1209600", **SSE},
+    },
+    "notifications": {
+        "fifo": False,
+        "attributes": {"VisibilityTimeout": "360", "MessageRetentionPeriod": "345600", **SSE},  # 6 x sender timeout
+        "dead_letter": {"queue": "notifications-dlq", "max_receive_count": 20},
+    },
+    # stream batches of the events table the router failed on (its on-failure destination:
+    # the record names the shard and sequence numbers, docs/operations.md)
+    "notify-route-dlq": {
+        "fifo": False,
+        "dlq": True,
+        "attributes": {"MessageRetentionPeriod": "1209600", **SSE},
+    },
     # failed asynchronous invocations (the scheduled functions' on-failure destination in
     # serverless.yml): each message is Lambda's record of the event, the error and the attempts
     "async-dlq": {
@@ -100,3 +122,38 @@ def send_audit_batches(bodies: list[dict]) -> None:
             {"Id": str(i), "MessageBody": json.dumps(b, separators=(",", ":"))} for i, b in enumerate(group)])
         if resp.get("Failed"):
             raise RuntimeError(f"ledger audit batches not queued: {resp['Failed']}")
+
+
+def notifications_url() -> str:
+    """The notification jobs' queue (FEIKONG_NOTIFY_QUEUE_URL: set by serverless.yml; locally found by name)."""
+    return get_settings().notify_queue_url or _url_by_name("notifications")
+
+
+_urls: dict[str, str] = {}
+
+
+def _url_by_name(name: str) -> str:
+    full = queue_name(name)
+    if full not in _urls:
+        _urls[full] = sqs().get_queue_url(QueueName=full)["QueueUrl"]
+    return _urls[full]
+
+
+def send_batch(url: str, bodies: list[str]) -> None:
+    """Messages on a queue, ten a request; raises if any was refused (the caller's batch is retried)."""
+    for start in range(0, len(bodies), 10):
+        group = bodies[start:start + 10]
+        resp = sqs().send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "MessageBody": b} for i, b in enumerate(group)])
+        if resp.get("Failed"):
+            raise RuntimeError(f"messages not queued: {resp['Failed']}")
+
+
+def hold(url: str, receipt_handle: str, seconds: int) -> None:
+    """Keep a received message invisible for `seconds` (at most 12 h): its retry or its
+    deferral. The caller then reports it failed, so the event source leaves it on the queue."""
+    sqs().change_message_visibility(QueueUrl=url, ReceiptHandle=receipt_handle,
+                                    VisibilityTimeout=max(0, min(int(seconds), MAX_VISIBILITY)))
+
+
+MAX_VISIBILITY = 43_200 - 60  # SQS's limit is 12 hours

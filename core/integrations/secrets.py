@@ -82,6 +82,8 @@ SHAPES: dict[str, tuple[str, ...]] = {
     "console": (),  # the console's session key: a string of 32+ characters
     "wechat": ("appid", "secret"),
     "wechat_oa": ("appid", "secret"),  # the official account (web authorization)
+    "sms": ("key_id", "secret"),  # the SMS provider's SecretId/SecretKey (Tencent) or AccessKey (Alibaba Cloud)
+    "voice": ("key_id", "secret"),  # the voice provider's AccessKey (Alibaba Cloud), when one is configured
     "wechatpay": ("appid", "mchid", "cert_serial", "private_key", "apiv3_key", "public_key_id", "public_key",
                   "notify_url"),
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
@@ -94,8 +95,27 @@ def alarm_event(state: AccountState, n: policy.AlarmNotice, at: datetime) -> Eve
         status="to_notify",
         message=n.message,
         data={"level": n.level_index + 1, "threshold": n.threshold, "balance": n.balance,
-              "occurrence": n.occurrence},
+              "occurrence": n.occurrence, "account_id": state.account_id},
     )
+
+
+def supply_events(state: AccountState, decision: policy.ControlDecision, at: datetime) -> list[Event]:
+    """The tenant's warning of a decision (docs/notifications.md "Producers and logs"):
+    `cut_imminent` when a cut becomes pending (grace delay or protected window), with the
+    time it falls due; its id is that time. The cut and the restore themselves are the relay
+    commands' events (core/domain/tenant_feed.py). Accounts whose meters keep the money are
+    not switched by the cloud: none."""
+    if not decision.changed or state.control.get("meter_side"):
+        return []
+    was = state.control.get("cut_state") or policy.CUT_NONE
+    if decision.cut_state == policy.CUT_PENDING and was != policy.CUT_PENDING:
+        return [Event(Subject.account(state.account_id), f"cut_imminent:{decision.cut_due_at}", "cut_imminent",
+                      state.property_id, format_time(at), status="to_notify",
+                      message="余额低于断电线，到期将停止供电，请尽快充值",
+                      data={"account_id": state.account_id, "balance": state.balance,
+                            "cut_line": -state.overdraft_limit,
+                            "due_at": format_time(datetime.fromisoformat(decision.cut_due_at))})]
+    return []
 
 
 def decide_after(state: AccountState, entry: Entry, now: datetime,
@@ -122,6 +142,7 @@ def decide_after(state: AccountState, entry: Entry, now: datetime,
                                                       and entry.balance_after > 0):
         changes.update(supply_flag(now))  # in the posting's transaction: a crash after it still converges
     events = [alarm_event(state, n, now) for n in notices + repeats]
+    events += supply_events(replace(state, balance=entry.balance_after), decision, now)
     return changes, events, decision
 
 
@@ -308,14 +329,15 @@ class Control:
                 out.append(m)
         return out
 
-    def credit(self, extras=(), **fields) -> Entry:
+    def credit(self, extras=(), notice: Callable[[Entry], Event] | None = None, **fields) -> Entry:
         """Post a credit (recharge, adjustment) and restore supply at once if it lifts the
         balance above the restore line. The payment path calls this. The restore's CLOSE is
         written in the credit's own transaction for every meter with no relay command
         outstanding (IssueRelay), so it is sent right after the money lands; a meter that
         moved meanwhile gets its CLOSE the usual way after the credit. A credit that was
         posted before (a retried notification after a crash) reconciles the account at once,
-        so whatever the crash left undone is done now."""
+        so whatever the crash left undone is done now. `notice(entry)`: an event recorded in
+        the credit's transaction that needs the entry (the payment receipt's new balance)."""
         now = self.clock()
         decisions: dict = {}
         loaded: dict[str, list[MeterState]] = {}
@@ -331,6 +353,8 @@ class Control:
                     issues = [self._close_record(m, f"entry:{entry.entry_id}") for m in loaded["meters"]
                               if not m.relay_command_id]
             decisions["last"] = (state, decision, issues)
+            if notice is not None:
+                events = [*events, notice(entry)]
             return changes, [*(AddEvent(e) for e in events), *issues]
 
         try:
@@ -378,6 +402,10 @@ class Control:
                 return decision  # someone else moved it; the next tick looks again
             self.ledger.remember_control(account_id, {"cut_state": decision.cut_state,
                                                       "cut_due_at": decision.cut_due_at})
+            # the tenant's warning of a cut now pending: after the conditional write that made
+            # it, so only its winner records it (id: the due time)
+            for e in supply_events(state, decision, now):
+                self.events.put_event(e)
             if decision.trip_now or decision.restore_now:
                 self.supply_changed(account_id)
             self.apply(state, decision, cause)
@@ -436,13 +464,14 @@ class Control:
                 return due
         attempts = m.relay_attempts + 1 if same_streak else 1
         command = self._issue_relay(m, op, f"reconcile:{attempts}", "control", attempts)
-        if attempts == policy.ALARM_AFTER_ATTEMPTS + 1:
+        if attempts == policy.ALARM_AFTER_ATTEMPTS + 1:  # one per failing streak (the command that follows it)
             self.events.put_event(Event(
-                Subject.meter(m.meter_id), f"supply_stuck:{command.command_id}", "supply_stuck", m.property_id,
+                Subject.meter(m.meter_id), f"supply_stuck:{command.command_id}", "command_failing", m.property_id,
                 format_time(now), status="to_notify",
                 message="表计多次未执行" + ("断电" if op == policy.TRIP else "合闸") + "命令，请现场检查",
-                data={"account_id": m.account_id, "intended": intended, "reported": m.relay_state,
-                      "attempts": attempts - 1},
+                data={"account_id": m.account_id, "meter_id": m.meter_id, "site_id": m.site_id, "op": op,
+                      "intended": intended, "reported": m.relay_state, "attempts": attempts - 1,
+                      "command_id": command.command_id},
             ))
             log.warning("supply does not converge", meter_id=m.meter_id, intended=intended, reported=m.relay_state,
                         attempts=attempts - 1)
@@ -473,6 +502,13 @@ class Control:
         outcome = self.commands.create_command(command, m.property_id, m.account_id, None, None,
                                        self._command_event(m, command), purchase=(count, amount, attempt),
                                        expected_purchase=expected_attempt)
+        if outcome == "created" and attempt == policy.ALARM_AFTER_ATTEMPTS + 1:  # one per purchase that keeps failing
+            self.events.put_event(Event(
+                Subject.meter(m.meter_id), f"purchase_stuck:{count}", "command_failing", m.property_id,
+                command.issued_at, status="to_notify", message="表计多次未执行充值命令，请现场检查",
+                data={"account_id": m.account_id, "meter_id": m.meter_id, "site_id": m.site_id, "op": policy.RECHARGE, "intended": "recharge",
+                      "purchase_count": count, "amount": amount, "attempts": attempt - 1,
+                      "command_id": command.command_id}))
         if outcome == "created":
             self._send(command)
             log.info("purchase issued", command_id=command.command_id, meter_id=m.meter_id, purchase_count=count,
@@ -609,7 +645,9 @@ class Control:
             if m is None:
                 continue
             event = Event(Subject.meter(meter_id), f"offline:{last_seen}", "meter_offline", m.property_id,
-                          format_time(now), message="表计离线", data={"last_seen": last_seen})
+                          format_time(now), message="表计离线",
+                          data={"last_seen": last_seen, "meter_id": meter_id, "account_id": m.account_id,
+                                "site_id": m.site_id})
             if self.meters.set_meter_offline(meter_id, last_seen, event):
                 offline += 1
                 offline_sites.add(m.site_id)

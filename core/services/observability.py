@@ -34,6 +34,8 @@ METRICS = frozenset({
     "ReadingsRated", "PaymentsCredited", "CommandsIssued", "CommandsFailed", "SupplyCut", "SupplyRestored",
     # operational (alarms in serverless.yml)
     "SweepStuckOrders", "SweepStuckRefunds", "ReconcileMismatches", "LedgerAuditFailures", "BridgesOffline",
+    # notifications (notifySend: docs/notifications.md)
+    "NotificationsSent", "NotificationsFailed", "NotificationsNoConsent",
 })
 BOTOCORE = ("botocore",)  # AWS calls (pynamodb goes through botocore too)
 WECHAT = ("botocore", "requests")  # and WeChat Pay (wechatpayv3 uses requests)

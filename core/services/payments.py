@@ -17,7 +17,7 @@ from core.domain.events import Event, Subject
 from core.domain.ledger import Entry, format_time, require_id
 from core.domain.money import require_fen
 from core.domain.payments import Limits, Order, Refund
-from core.domain.writes import AddEvent, FailRefund, MarkPaid, StartRefund
+from core.domain.writes import FailRefund, MarkPaid, StartRefund
 from core.integrations import wechatpay
 from core.services import observability, tenancy
 from core.services.control import Control
@@ -167,11 +167,14 @@ class Payments:
         paid_date = datetime.fromisoformat(paid_at.replace("Z", "+00:00")).astimezone(SH).date().isoformat()
         try:
             entry = self.control.credit(
-                extras=[MarkPaid(out_trade_no, order.amount, txid, paid_at, paid_date),
-                        # the tenant's notification "充值到账" (core/domain/tenant_feed.py), in the credit's transaction
-                        AddEvent(Event(Subject.notice(order.account_id), f"paid:{txid}", "payment_credited",
-                                       order.property_id, format_time(self.clock()),
-                                       data={"amount": order.amount, "out_trade_no": out_trade_no}))],
+                extras=[MarkPaid(out_trade_no, order.amount, txid, paid_at, paid_date)],
+                # the tenant's receipt "充值到账" with the new balance (core/domain/tenant_feed.py; a
+                # notification, docs/notifications.md), in the credit's transaction
+                notice=lambda e: Event(Subject.notice(order.account_id), f"paid:{txid}", "payment_credited",
+                                       order.property_id, format_time(self.clock()), status="to_notify",
+                                       data={"amount": order.amount, "out_trade_no": out_trade_no,
+                                             "account_id": order.account_id, "balance_after": e.balance_after,
+                                             "paid_at": paid_at}),
                 account_id=order.account_id, entry_id=f"pay:{txid}", kind="recharge", amount=order.amount,
                 cause=f"order:{out_trade_no}", actor="wechatpay", occurred_at=paid_at, memo="微信支付充值",
             )
@@ -300,8 +303,12 @@ class Payments:
         if status == "SUCCESS":
             if self.orders.finish_refund(no, rules.REFUND_SUCCESS, str(resource.get("refund_id", ""))):
                 log.info("refund succeeded", out_refund_no=no, source=source)
+                self._refund_done(r)
                 return True, "refunded"
-            return self._settled_before(no, rules.REFUND_SUCCESS, status, source)
+            settled = self._settled_before(no, rules.REFUND_SUCCESS, status, source)
+            if settled[1] == "duplicate":
+                self._refund_done(r)  # a crash between the two writes: the retry records it (once: its id)
+            return settled
         if status in ("CLOSED", "ABNORMAL"):
             entry = self._reverse(r, rules.REFUND_FAILED)
             if entry is not None and not entry.duplicate:
@@ -309,6 +316,13 @@ class Payments:
                 return True, "reversed"
             return self._settled_before(no, rules.REFUND_FAILED, status, source)
         return False, f"refund status {status}"
+
+    def _refund_done(self, r: Refund) -> None:
+        """The tenant's news that a refund reached their WeChat (a notification, docs/notifications.md)."""
+        self.events.put_event(Event(Subject.notice(r.account_id), f"refund_done:{r.out_refund_no}", "refund_done",
+                                    r.property_id, format_time(self.clock()), status="to_notify",
+                                    data={"account_id": r.account_id, "amount": r.amount,
+                                          "out_refund_no": r.out_refund_no, "out_trade_no": r.out_trade_no}))
 
     def _settled_before(self, no: str, expected: str, wechat_status: str, source: str) -> tuple[bool, str]:
         """The refund had already left PROCESSING: a duplicate if it agrees with WeChat's
@@ -388,10 +402,30 @@ class Payments:
             self.events.put_event(Event(Subject.reconcile(bill_date), f"{m['kind']}:{m['out_trade_no']}",
                                         "reconcile_mismatch", pid, now, status="open", message=ALERTS[m["kind"]],
                                         data={k: str(v) for k, v in m.items()}))
+        self._reconcile_days(bill_date, mismatches, ours, now)
         report = {"date": bill_date, "their_trades": len(theirs), "our_orders": len(ours), "mismatches": mismatches}
         log.info("reconciliation", date=bill_date, mismatches=len(mismatches))
         observability.count("ReconcileMismatches", len(mismatches))
         return report
+
+    def _reconcile_days(self, bill_date: str, mismatches: list[dict], ours: dict, now: str) -> None:
+        """One `reconcile_day` event per property with mismatches on the day (the admins'
+        message, docs/notifications.md), its id from the day: a rerun records nothing new."""
+        by_property: dict[str, list[dict]] = {}
+        for m in mismatches:
+            order = ours.get(m["out_trade_no"]) or self.orders.get_order(m["out_trade_no"])
+            by_property.setdefault(order.property_id if order else "unknown", []).append(m)
+        for pid, ms in sorted(by_property.items()):
+            kinds: dict[str, int] = {}
+            for m in ms:
+                kinds[m["kind"]] = kinds.get(m["kind"], 0) + 1
+            theirs = sum(int(m.get("their_amount") or 0) for m in ms)
+            here = sum(int(m.get("our_amount") or 0) for m in ms)
+            self.events.put_event(Event(Subject.reconcile(bill_date), f"day:{pid}", "reconcile_day", pid, now,
+                                        status="to_notify", message=f"{bill_date} 对账不一致 {len(ms)} 笔",
+                                        data={"bill_date": bill_date, "count": len(ms), "kinds": kinds,
+                                              "their_fen": theirs, "our_fen": here,
+                                              "orders": [m["out_trade_no"] for m in ms[:20]]}))
 
     # -- counter cash ----------------------------------------------------------------------
 

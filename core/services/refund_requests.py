@@ -49,6 +49,12 @@ def create(openid: str, account_id: object, amount: object, reason: object, cloc
                       status=rules.PENDING, created_at=format_time(now))
     if not store.create_request(r):
         raise Conflict("该账户已有待处理的退款申请，请等待物业处理", code="refund_request_open")
+    # the admins' message "退款待审批" (docs/notifications.md): once per request (its id)
+    events_store.put_event(Event(Subject.account(r.account_id), f"refund_request:{r.request_id}", "refund_request",
+                                 r.property_id, r.created_at, status="to_notify",
+                                 message=f"租户申请退款 {yuan(r.amount)} 元，待审批",
+                                 data={"account_id": r.account_id, "request_id": r.request_id, "amount": r.amount,
+                                       "building_id": account.building_id, "room_id": account.room_id, "reason": r.reason}))
     return r
 
 

@@ -54,7 +54,16 @@ def record_heartbeat(msg: dict, received_at: datetime) -> bool:
     if sent_at.tzinfo is None or sent_at > received_at:  # a bridge clock ahead of ours orders by ours
         sent_at = received_at
     hb = rules.heartbeat_from_figures(received_at, sent_at, msg)
-    return store.record_heartbeat(msg["site_id"], hb)
+    if store.record_heartbeat(msg["site_id"], hb):
+        return True
+    # refused: an older heartbeat, or the first after an outage (issue 13: the bridge is back)
+    down = store.offline_since(msg["site_id"])
+    if down is None:
+        return False
+    from core.services import outages
+
+    return store.record_heartbeat_back(msg["site_id"], hb, down[1],
+                                       outages.bridge_online_event(msg["site_id"], down[0], down[1], received_at))
 
 
 def overview(property_id: str, clock: Clock = utcnow) -> list[SiteOverview]:

@@ -52,6 +52,11 @@ def _event(i: EventItem) -> Event:
     )
 
 
+def from_image(image: dict) -> Event:
+    """An event from its item as a DynamoDB stream record carries it (NewImage, typed JSON)."""
+    return _event(EventItem.from_raw_data(image))
+
+
 def events_of(subject: Subject) -> list[Event]:
     return [_event(i) for i in EventItem.query(scope(subject), consistent_read=True)]
 

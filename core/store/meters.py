@@ -156,12 +156,17 @@ def set_meter_offline(meter_id: str, last_seen: str, event: Event) -> bool:
     tx = Tx()
     tx.update(
         MeterItem(meter_id),
-        [MeterItem.online.set(False), MeterItem.online_key.remove()],
+        # online_key "OFF": the same sparse index then holds it for the long-offline watch
+        # (offline_long_meters below) until it reads again or the watch has noted it
+        [MeterItem.online.set(False), MeterItem.online_key.set(OFFLINE_KEY)],
         MeterItem.last_seen == last_seen,
         tag=METER_TAG,
     )
     add_event(tx, event)
     return tx.commit() is None
+
+
+OFFLINE_KEY = "OFF"
 
 
 def stale_meters(cutoff: str, limit: int = 500) -> list[tuple[str, str]]:
@@ -295,3 +300,24 @@ def meter_details(account_id: str) -> list:
             meter_balance=int(i.meter_balance) if i.meter_balance is not None else None,
         ))
     return sorted(out, key=lambda m: (m.retired, m.meter_id))
+
+
+# --- the long-offline watch (issue 13: core/services/outages.py) ---------------------------
+
+
+def offline_long_meters(cutoff: str, limit: int = 500) -> list[tuple[str, str]]:
+    """(meter_id, last_seen) of meters marked offline, not yet noted as long offline, and
+    silent since before cutoff (the sparse by_last_seen index, partition OFFLINE_KEY)."""
+    return [(i.meter_id, i.last_seen)
+            for i in MeterItem.by_last_seen.query(OFFLINE_KEY, MeterItem.last_seen < cutoff, limit=limit)]
+
+
+def note_offline_long(meter_id: str, last_seen: str, event: Event | None) -> bool:
+    """Take the meter off the watch (with its event, if any) if it is still the same
+    outage (not seen since last_seen, still watched). False if it was noted or read meanwhile."""
+    tx = Tx()
+    tx.update(MeterItem(meter_id), [MeterItem.online_key.remove()],
+              (MeterItem.last_seen == last_seen) & (MeterItem.online_key == OFFLINE_KEY), tag=METER_TAG)
+    if event is not None:
+        add_event(tx, event)
+    return tx.commit() is None

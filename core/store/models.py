@@ -55,7 +55,7 @@ class _Base(Model):
         return connections.share(super()._get_connection(), cls.Meta.max_retry_attempts)
 
 
-def _meta(name: str) -> type:
+def _meta(name: str, **extra) -> type:
     return type(
         "Meta",
         (),
@@ -63,6 +63,7 @@ def _meta(name: str) -> type:
             "table_name": resource_name(name),
             "billing_mode": PAY_PER_REQUEST_BILLING_MODE,
             "max_retry_attempts": 3,
+            **extra,  # stream_view_type: a DynamoDB stream (core/store/schema.py)
         },
     )
 
@@ -317,6 +318,15 @@ class SitesByProperty(GlobalSecondaryIndex):
     site_id = UnicodeAttribute(range_key=True)
 
 
+class SitesWatched(GlobalSecondaryIndex):
+    """Sparse: only sites whose bridge is believed up carry watch_key ("ON"), by the last
+    heartbeat's arrival; the tick finds stale ones here (core/services/outages.py)."""
+
+    Meta = _index_meta("by_watch", KeysOnlyProjection())
+    watch_key = UnicodeAttribute(hash_key=True)
+    heartbeat_at = UnicodeAttribute(range_key=True)
+
+
 class SiteItem(_Base):
     Meta = _meta("sites")
     site_id = UnicodeAttribute(hash_key=True)
@@ -329,7 +339,12 @@ class SiteItem(_Base):
     heartbeat_at = UnicodeAttribute(null=True)
     heartbeat_sent_at = UnicodeAttribute(null=True)
     heartbeat = UnicodeAttribute(null=True)
+    # the bridge watch (issue 13): watch_key while up; offline_since = the last heartbeat's
+    # arrival before an outage, while the bridge is reported offline
+    watch_key = UnicodeAttribute(null=True)
+    offline_since = UnicodeAttribute(null=True)
     by_property = SitesByProperty()
+    by_watch = SitesWatched()
 
 
 # --- ledger: append-only entries ------------------------------------------------------
@@ -441,9 +456,10 @@ class EventsByAccountFeed(GlobalSecondaryIndex):
 
 class EventItem(_Base):
     """Anomalies, alarms, meter online/offline, commands and security events: the
-    audit trail. scope is "meter#<id>", "account#<id>" or "site#<id>"."""
+    audit trail. scope is "meter#<id>", "account#<id>" or "site#<id>". Its stream (new
+    images) feeds the notification router (functions/notify_route.py, docs/notifications.md)."""
 
-    Meta = _meta("events")
+    Meta = _meta("events", stream_view_type="NEW_IMAGE")
     scope = UnicodeAttribute(hash_key=True)
     event_id = UnicodeAttribute(range_key=True)
     property_id = UnicodeAttribute()
@@ -759,6 +775,83 @@ class UsageItem(_Base):
     period = UnicodeAttribute(range_key=True)
 
 
+# --- admin recipients of notifications (core/store/notify_recipients.py, issue 13) ----------
+
+
+class NotifyRecipientItem(_Base):
+    """Who among a property's staff is told of one admin event type: a JSON list of
+    [channel, to] pairs (channel email | sms | template), changed under `version`."""
+
+    Meta = _meta("notify_recipients")
+    property_id = UnicodeAttribute(hash_key=True)
+    event_type = UnicodeAttribute(range_key=True)
+    recipients = UnicodeAttribute(default="[]")
+    version = NumberAttribute(default=0)
+    updated_at = UnicodeAttribute(null=True)
+    updated_by = UnicodeAttribute(null=True)
+
+
+# --- notification consents (core/store/consents.py, docs/notifications.md "Channels") -----
+
+
+class ConsentItem(_Base):
+    """One-time mini-program subscribe-message grants of a WeChat user for one catalog
+    template: `remaining` is ADDed by each accepted prompt and taken one by one (a
+    conditional decrement) by each message sent."""
+
+    Meta = _meta("consents")
+    openid = UnicodeAttribute(hash_key=True)
+    template_key = UnicodeAttribute(range_key=True)
+    remaining = NumberAttribute(default=0)
+    granted_total = NumberAttribute(default=0)
+    updated_at = UnicodeAttribute(null=True)
+
+
+# --- the delivery log of notifications (core/store/deliveries.py, docs/notifications.md) ---
+
+
+class DeliveriesByAccount(GlobalSecondaryIndex):
+    """Sparse: deliveries about an account (a tenant's, and admins' about the account)."""
+
+    Meta = _index_meta("by_account", AllProjection())
+    account_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class DeliveriesByProperty(GlobalSecondaryIndex):
+    Meta = _index_meta("by_property", AllProjection())
+    property_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class DeliveryItem(_Base):
+    """One message to one recipient on one channel, keyed by its deterministic delivery id
+    (event or repeat key, channel, recipient): the conditional claim that makes it sent once,
+    and the delivery log (recipient masked)."""
+
+    Meta = _meta("deliveries")
+    delivery_id = UnicodeAttribute(hash_key=True)
+    property_id = UnicodeAttribute()
+    account_id = UnicodeAttribute(null=True)
+    event_ref = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    recipient = UnicodeAttribute()
+    status = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    consent = BooleanAttribute(null=True)  # a subscribe grant was taken for it (not taken again on a retry)
+    provider_id = UnicodeAttribute(null=True)
+    detail = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute(null=True)
+    lease_until = UnicodeAttribute(null=True)  # while sending: another copy may take it over after this
+    claim_token = UnicodeAttribute(null=True)  # the last claim's (a claim whose answer was lost is known as ours)
+    next_at = UnicodeAttribute(null=True)  # retrying / deferred: when it is tried again
+    purge_at = TTLAttribute(null=True)
+    by_account = DeliveriesByAccount()
+    by_property = DeliveriesByProperty()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     DirectoryItem,
     TenantItem,
@@ -780,4 +873,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     RefundRequestItem,
     AlarmPreferenceItem,
     UsageItem,
+    NotifyRecipientItem,
+    DeliveryItem,
+    ConsentItem,
 )

@@ -49,6 +49,9 @@ def table_spec(model: type[Model]) -> dict:
             )
         if indexes:
             spec[out] = indexes
+    view = getattr(model.Meta, "stream_view_type", None)
+    if view:  # a DynamoDB stream (the events table's feeds the notification router)
+        spec["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
     spec["AttributeDefinitions"] = [
         {"AttributeName": n, "AttributeType": t} for n, t in sorted(attrs.items())
     ]

@@ -8,18 +8,18 @@ import json
 
 from core.domain.control import OPEN_STATES, Command
 from core.domain.directory import Site
+from core.domain.events import Event
 from core.domain.ledger import format_time, parse_time
 from core.domain.sites import Heartbeat, heartbeat_from_figures
 from core.store.commands import _command
+from core.store.events import add_event
 from core.store.models import CommandItem, SiteItem
-from core.store.tx import update_if
+from core.store.tx import Tx, update_if
 
 MAX_OPEN = 500  # open commands looked at per page (all sites: commands stay open for minutes)
 
 
-def record_heartbeat(site_id: str, hb: Heartbeat) -> bool:
-    """Keep `hb` as the site's last heartbeat unless one sent later is there already (the
-    outbox may deliver an old one late). False if not kept (or the site is unknown)."""
+def _heartbeat_write(hb: Heartbeat):
     sent = format_time(hb.sent_at)
     cond = SiteItem.site_id.exists() & (SiteItem.heartbeat_sent_at.does_not_exist()
                                         | (SiteItem.heartbeat_sent_at < sent))
@@ -27,8 +27,65 @@ def record_heartbeat(site_id: str, hb: Heartbeat) -> bool:
         SiteItem.heartbeat_at.set(format_time(hb.received_at)),
         SiteItem.heartbeat_sent_at.set(sent),
         SiteItem.heartbeat.set(json.dumps(hb.figures(), ensure_ascii=False, separators=(",", ":"))),
+        SiteItem.watch_key.set(WATCH_KEY),  # watched for silence (stale_bridges)
     ]
-    return update_if(SiteItem(site_id), actions, cond)
+    return actions, cond
+
+
+def record_heartbeat(site_id: str, hb: Heartbeat) -> bool:
+    """Keep `hb` as the site's last heartbeat unless one sent later is there already (the
+    outbox may deliver an old one late) or the bridge is reported offline (then
+    `record_heartbeat_back`). False if not kept (or the site is unknown)."""
+    actions, cond = _heartbeat_write(hb)
+    return update_if(SiteItem(site_id), actions, cond & SiteItem.offline_since.does_not_exist())
+
+
+# --- the bridge watch (issue 13: core/services/outages.py) -------------------------------
+
+WATCH_KEY = "ON"
+
+
+def offline_since(site_id: str) -> tuple[str, str] | None:
+    """(property_id, offline_since) of a site whose bridge is reported offline, else None."""
+    try:
+        i = SiteItem.get(site_id, consistent_read=True)
+    except SiteItem.DoesNotExist:
+        return None
+    return (i.property_id, i.offline_since) if i.offline_since else None
+
+
+def record_heartbeat_back(site_id: str, hb: Heartbeat, since: str, event: Event) -> bool:
+    """The first heartbeat after an outage: kept, the outage ended and `event` recorded in
+    one transaction, if the outage is still the one that began at `since`."""
+    actions, cond = _heartbeat_write(hb)
+    tx = Tx()
+    tx.update(SiteItem(site_id), [*actions, SiteItem.offline_since.remove()], cond & (SiteItem.offline_since == since),
+              tag="site")
+    add_event(tx, event)
+    return tx.commit() is None
+
+
+def stale_bridges(cutoff: str, limit: int = 200) -> list[tuple[str, str]]:
+    """(site_id, heartbeat_at) of watched sites whose last heartbeat arrived before cutoff."""
+    return [(i.site_id, i.heartbeat_at)
+            for i in SiteItem.by_watch.query(WATCH_KEY, SiteItem.heartbeat_at < cutoff, limit=limit)]
+
+
+def mark_bridge_offline(site_id: str, heartbeat_at: str, event: Event) -> bool:
+    """Report the bridge offline (with its event) if no heartbeat arrived since
+    heartbeat_at. False if one did, or it was reported before."""
+    tx = Tx()
+    tx.update(SiteItem(site_id), [SiteItem.watch_key.remove(), SiteItem.offline_since.set(heartbeat_at)],
+              (SiteItem.heartbeat_at == heartbeat_at) & SiteItem.watch_key.exists(), tag="site")
+    add_event(tx, event)
+    return tx.commit() is None
+
+
+def site_record(site_id: str) -> Site | None:
+    try:
+        return _site(SiteItem.get(site_id))
+    except SiteItem.DoesNotExist:
+        return None
 
 
 def _heartbeat(i: SiteItem) -> Heartbeat | None:

@@ -112,8 +112,14 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
     os.environ["FEIKONG_WECHATPAY_JSBRIDGE_URL"] = wechat.jsbridge_url(paystack.pay.url)
     paystack.apply_env()  # also forgets the settings read so far
     made = bootstrap()
+    from infra.local.channelstack import ChannelStack
+
+    channels = ChannelStack(paystack.api)  # the SMS emulator; WeChat messages go to the WeChat API emulator
+    cleanups.append(("channel emulators", channels.stop))
+    channels.start().apply_env()
     info = seed.seed()
     login = seed.seed_admin()
+    _notification_wiring(info)
     wechat.configure(paystack.api, info)  # the demo tenants on the emulator's WeChat login screen
     code = wechat.binding_code(info)
     from werkzeug.serving import make_server
@@ -121,7 +127,9 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
     from infra.demo import site
     from infra.local.scheduler import LocalRunner
 
-    runner = LocalRunner({"UplinkQueue": made["queues"]["uplink"], "LedgerAuditQueue": made["queues"]["ledger-audit"]})
+    # the notification router reads the events table's stream, the sender the notifications queue
+    runner = LocalRunner({"UplinkQueue": made["queues"]["uplink"], "LedgerAuditQueue": made["queues"]["ledger-audit"],
+                          "NotificationsQueue": made["queues"]["notifications"]})
     cleanups.append(("local functions", lambda: _report_and_stop(runner)))
     runner.start()
     import shutil
@@ -146,6 +154,8 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
         "screen as a demo tenant)\n"
         f"  AWS emulator:                 {emulator.url}\n"
         f"  WeChat Pay emulator:          {paystack.pay.url}  (notifications to {paystack.notify_url})\n"
+        f"  Messages sent (WeChat):       {channels.pages()['wechat']}\n"
+        f"  Messages sent (SMS):          {channels.pages()['sms']}\n"
         f"  Seeded {info['rooms']} rooms, {len(info['accounts'])} accounts; meters (simulated, real Modbus) are polled by the bridge every "
         f"{args.read_every:g} s, balances move as they turn.\n"
         f"  Watch room {info['crossing']['room']}: 0.20 yuan above its cut-off line, its meter takes it across "
@@ -161,6 +171,22 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
     )
     while True:
         time.sleep(3600)  # until a signal raises KeyboardInterrupt
+
+
+def _notification_wiring(info: dict) -> None:
+    """Room B-201's tenant (the crossing room) is told by the official account and SMS, so its
+    low balance, cut, payment and restore show on the emulators' pages; the property's admins
+    get the admin messages by SMS (docs/notifications.md)."""
+    from core.domain.alarm_prefs import AlarmPrefs
+    from core.domain.notifications import ADMIN, KINDS
+    from core.store import notify_recipients, tenant_money
+
+    crossing = info["crossing"]
+    tenant_money.put_prefs(crossing["openid"], crossing["account"],
+                           AlarmPrefs(None, ("subscribe", "template", "sms")), "demo")
+    for key, kind in KINDS.items():
+        if kind.audience == ADMIN:  # version 0: only where nobody set recipients yet
+            notify_recipients.set_recipients(info["property_id"], key, [("sms", "+8613900000000")], 0, "demo", "demo")
 
 
 def _report_and_stop(runner) -> None:

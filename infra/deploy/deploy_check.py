@@ -81,7 +81,8 @@ def cfn_lint() -> None:
 
 def _norm_table(props: dict) -> dict:
     keep = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "BillingMode")
-    return {k: props.get(k) for k in keep}
+    return {**{k: props.get(k) for k in keep},
+            "StreamViewType": (props.get("StreamSpecification") or {}).get("StreamViewType")}
 
 
 def compare_resources(template: dict, stage: str = "dev") -> None:
@@ -269,6 +270,17 @@ def check_operations(template: dict, zappa: dict | None = None, stage: str = "de
         problems.append(f"reservations leave less than {UNRESERVED_MIN} of {ACCOUNT_CONCURRENCY} unreserved")
     for rid, m in _of_type(template, "AWS::Lambda::EventSourceMapping").items():
         fn = _ref_id(m["Properties"]["FunctionName"])
+        if "StartingPosition" in m["Properties"]:  # a stream (the events table's): no poller concurrency to cap,
+            # but a failing batch blocks its shard: bounded retries, then the batch goes to a retained queue
+            props = m["Properties"]
+            target = _ref_id(props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"))
+            if target not in queues:
+                problems.append(f"{rid}: a stream mapping needs an on-failure destination queue")
+            else:
+                dlqs.add(target)
+            if not isinstance(props.get("MaximumRetryAttempts"), int) or props["MaximumRetryAttempts"] < 0:
+                problems.append(f"{rid}: a stream mapping must bound its retries (MaximumRetryAttempts)")
+            continue
         cap = m["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency")
         if not isinstance(cap, int) or cap > (reserved.get(fn) or 0):
             problems.append(f"{rid}: the poller's MaximumConcurrency ({cap}) must not exceed {fn}'s reserved concurrency")

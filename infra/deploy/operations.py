@@ -29,6 +29,8 @@ BUSINESS_METRICS = ["ReadingsRated", "PaymentsCredited", "CommandsIssued", "Comm
 # alarm (docs/operations.md says what to do). BridgesOffline counts sites newly gone silent.
 OPERATIONAL_METRICS = ["SweepStuckOrders", "SweepStuckRefunds", "ReconcileMismatches", "LedgerAuditFailures",
                        "BridgesOffline"]
+NOTIFICATION_METRICS = ["NotificationsSent", "NotificationsFailed", "NotificationsNoConsent"]
+NOTIFICATIONS_FAILED_MAX = 10  # failed deliveries (rejected, or out of retries) in 5 minutes
 UPLINK_MAX_AGE_SECONDS = 300  # readings arrive each minute; five minutes of backlog is an incident
 PREFIX = "${self:service}-${sls:stage}"
 
@@ -102,6 +104,10 @@ def alarms(functions: list[str]) -> dict:
         threshold=UPLINK_MAX_AGE_SECONDS, period=60, evaluations=5)
     for metric in OPERATIONAL_METRICS:
         out[f"{metric}Alarm"] = _alarm(metric, f"{metric} above 0.", NAMESPACE, metric, [DIMENSION], "Sum")
+    # a wrong phone number fails one message: many in five minutes is a provider or a template problem
+    out["NotificationsFailedAlarm"] = _alarm(
+        "NotificationsFailed", f"More than {NOTIFICATIONS_FAILED_MAX} notifications failed in 5 minutes.",
+        NAMESPACE, "NotificationsFailed", [DIMENSION], "Sum", threshold=NOTIFICATIONS_FAILED_MAX)
     return out
 
 
@@ -130,6 +136,7 @@ def dashboard(functions: list[str]) -> dict:
         _widget(12, 12, "Function throttles", per_function("Throttles")),
         _widget(0, 18, "Concurrent executions", per_function("ConcurrentExecutions"), "Maximum", 60),
         _widget(12, 18, "Dead-letter queues: messages", dlqs, "Maximum"),
+        _widget(0, 24, "Notifications: sent, failed, without consent", ours(NOTIFICATION_METRICS)),
     ]
     body = json.dumps({"widgets": widgets}, separators=(",", ":"))
     return {"Type": "AWS::CloudWatch::Dashboard",

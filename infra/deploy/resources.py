@@ -29,7 +29,9 @@ def logical_id(name: str, suffix: str) -> str:
 
 
 def table_resource(spec: dict) -> dict:
-    props = {k: v for k, v in spec.items() if k != "TableName"}
+    props = {k: v for k, v in spec.items() if k not in ("TableName", "StreamSpecification")}
+    if "StreamSpecification" in spec:  # CloudFormation's form has no StreamEnabled
+        props["StreamSpecification"] = {"StreamViewType": spec["StreamSpecification"]["StreamViewType"]}
     props = {
         "TableName": "${self:service}-${sls:stage}-" + spec["TableName"],
         **props,

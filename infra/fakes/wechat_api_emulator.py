@@ -3,7 +3,17 @@
 * ``GET  /cgi-bin/token?grant_type=client_credential&appid=&secret=`` -> ``{"access_token", "expires_in"}``
 * ``GET  /sns/jscode2session?appid=&secret=&js_code=&grant_type=authorization_code``
   -> ``{"openid", "session_key"[, "unionid"]}`` for codes issued by :meth:`WeChatApiEmulator.issue_code`
-* ``POST /cgi-bin/message/subscribe/send?access_token=`` -> ``{"errcode": 0, "errmsg": "ok"}``, recorded
+* ``POST /cgi-bin/stable_token`` ``{"grant_type", "appid", "secret", "force_refresh"}`` -> the app's
+  current token while it is valid (a new one when expired or forced), so that many processes share one
+* ``POST /cgi-bin/message/subscribe/send?access_token=`` (the mini program's token) -> ``{"errcode": 0,
+  "errmsg": "ok", "msgid"}``, recorded; 43101 for a user who refused (:meth:`refuse_messages`), 40037 for a
+  template not registered (when ``subscribe_templates`` is set), 47003 for a value too long for its kind
+  (``thing`` 20 characters, ``phrase`` 5, ...)
+* ``POST /cgi-bin/message/template/send?access_token=`` (the official account's token) -> the same shape,
+  recorded; 40037 invalid template (when ``oa_templates`` is set), 43004 the user does not follow the official
+  account (:meth:`unfollow`), 40003 invalid openid
+* ``GET /emulator/messages`` -> a page (Simplified Chinese) of every message accepted, per openid, newest first;
+  ``GET /emulator/messages.json`` the same as JSON. Tests make sends fail with :meth:`fail_next`.
 
 The official account's web authorization (OAuth2), with its own AppID and secret (``oa_appid``, ``oa_secret``):
 
@@ -58,6 +68,9 @@ class WeChatApiConfig:
     oa_appid: str = ""  # the official account (web authorization); empty: no official account
     oa_secret: str = ""
     oauth_users: dict[str, str] = field(default_factory=dict)  # openid -> nickname, on the login screen
+    # template id -> title; None: any id is accepted (else 40037 for an unknown one)
+    subscribe_templates: dict[str, str] | None = None
+    oa_templates: dict[str, str] | None = None
 
 
 @dataclass
@@ -84,6 +97,14 @@ class OAuthGrant:
 OAUTH_SCOPES = ("snsapi_base", "snsapi_userinfo")
 
 
+# the most characters a subscribe/template message value may have, by the key's kind (thing1 -> thing)
+VALUE_LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, "number": 32, "letter": 32,
+                "symbol": 5, "car_number": 8}
+FAILURES = {"http_500": None, "http_503": None, "busy": (-1, "system error"),
+            "throttle": (45011, "api minute-quota reach limit mustslower retry next minute"),
+            "invalid_token": (40001, "invalid credential, access_token is invalid or not latest")}
+
+
 class WeChatError(Exception):
     def __init__(self, errcode: int, errmsg: str) -> None:
         super().__init__(f"{errcode}: {errmsg}")
@@ -98,6 +119,9 @@ class WeChatApiEmulator:
         self._lock = threading.RLock()
         self._offset = 0.0
         self._tokens: dict[str, float] = {}  # access_token -> expires_at
+        self._token_app: dict[str, str] = {}  # access_token -> the appid it was issued to
+        self._unfollowed: set[str] = set()  # official-account openids that do not follow it (43004)
+        self._failures: list[str] = []  # injected failures of the next message sends (FAILURES keys)
         self._codes: dict[str, IssuedCode] = {}
         self._refusals: dict[str, int] = {}  # openid -> errcode for subscribe/send
         self._oauth_codes: dict[str, OAuthGrant] = {}
@@ -165,15 +189,30 @@ class WeChatApiEmulator:
         with self._lock:
             return self._codes[code].session_key
 
-    def issue_access_token(self) -> str:
-        """A valid access_token without an HTTP call (same rules as /cgi-bin/token)."""
+    def issue_access_token(self, appid: str | None = None) -> str:
+        """A valid access_token of an app (default: the mini program) without an HTTP call
+        (same rules as /cgi-bin/token: the app's older tokens stay valid 5 more minutes)."""
+        appid = appid or self.config.appid
         with self._lock:
             now = self.now()
             for token, expires_at in list(self._tokens.items()):
-                self._tokens[token] = min(expires_at, now + TOKEN_GRACE_SECONDS)
+                if self._token_app.get(token) == appid:
+                    self._tokens[token] = min(expires_at, now + TOKEN_GRACE_SECONDS)
             token = secrets.token_urlsafe(96)[:128]
             self._tokens[token] = now + self.config.token_ttl
+            self._token_app[token] = appid
             return token
+
+    def _stable_token(self, appid: str, force: bool) -> tuple[str, int]:
+        with self._lock:
+            now = self.now()
+            if not force:
+                live = [(exp, t) for t, exp in self._tokens.items()
+                        if self._token_app.get(t) == appid and exp > now + 1]
+                if live:
+                    exp, token = max(live)
+                    return token, int(exp - now)
+            return self.issue_access_token(appid), self.config.token_ttl
 
     def expire_access_tokens(self) -> None:
         """Every issued access_token is now expired (errcode 42001)."""
@@ -181,6 +220,12 @@ class WeChatApiEmulator:
             now = self.now()
             for token in self._tokens:
                 self._tokens[token] = now - 1
+
+    def revoke_access_tokens(self) -> None:
+        """Every issued access_token is now unknown (errcode 40001, as after a token reset elsewhere)."""
+        with self._lock:
+            self._tokens.clear()
+            self._token_app.clear()
 
     def refuse_messages(self, openid: str, errcode: int = 43101) -> None:
         """subscribe/send to this openid fails (43101: the user did not accept / no quota left)."""
@@ -191,9 +236,39 @@ class WeChatApiEmulator:
         with self._lock:
             self._refusals.pop(openid, None)
 
-    def messages_to(self, openid: str) -> list[dict[str, Any]]:
+    def messages_to(self, openid: str, kind: str | None = None) -> list[dict[str, Any]]:
+        """Messages accepted for an openid (kind: "subscribe" or "template"; None: both)."""
         with self._lock:
-            return [m for m in self.messages if m["touser"] == openid]
+            return [m for m in self.messages if m["touser"] == openid and kind in (None, m["kind"])]
+
+    def unfollow(self, openid: str) -> None:
+        """This official-account user no longer follows it: template messages fail with 43004."""
+        with self._lock:
+            self._unfollowed.add(openid)
+
+    def follow(self, openid: str) -> None:
+        with self._lock:
+            self._unfollowed.discard(openid)
+
+    def register_templates(self, subscribe: dict[str, str] | None = None, oa: dict[str, str] | None = None) -> None:
+        """Template ids (-> titles) the apps own; once registered, other ids are refused (40037)."""
+        with self._lock:
+            if subscribe is not None:
+                self.config.subscribe_templates = {**(self.config.subscribe_templates or {}), **subscribe}
+            if oa is not None:
+                self.config.oa_templates = {**(self.config.oa_templates or {}), **oa}
+
+    def fail_next(self, kind: str, count: int = 1) -> None:
+        """The next `count` message sends (subscribe or template) fail: "http_500" / "http_503"
+        (an HTTP error status), "busy" (errcode -1), "throttle" (45011) or "invalid_token" (40001)."""
+        if kind not in FAILURES:
+            raise ValueError(f"unknown failure {kind!r}: one of {', '.join(FAILURES)}")
+        with self._lock:
+            self._failures.extend([kind] * count)
+
+    def _injected(self) -> str | None:
+        with self._lock:
+            return self._failures.pop(0) if self._failures else None
 
     # ---- API operations (raise WeChatError)
 
@@ -203,21 +278,40 @@ class WeChatApiEmulator:
         if secret != self.config.secret:
             raise WeChatError(40125, "invalid appsecret")
 
-    def _check_token(self, token: str | None) -> None:
+    def _check_any_app(self, appid: str | None, secret: str | None) -> None:
+        """The mini program's or the official account's credentials (each has its own tokens)."""
+        if self.config.oa_appid and appid == self.config.oa_appid:
+            self._check_oa(appid, secret)
+        else:
+            self._check_app(appid, secret)
+
+    def _check_token(self, token: str | None, appid: str | None = None) -> None:
         if not token:
             raise WeChatError(41001, "access_token missing")
         with self._lock:
             expires_at = self._tokens.get(token)
+            owner = self._token_app.get(token)
         if expires_at is None:
             raise WeChatError(40001, "invalid credential, access_token is invalid or not latest")
         if expires_at <= self.now():
             raise WeChatError(42001, "access_token expired")
+        if appid is not None and owner != appid:
+            raise WeChatError(48001, "api unauthorized")
 
     def api_token(self, args: dict[str, str]) -> dict[str, Any]:
         if args.get("grant_type") != "client_credential":
             raise WeChatError(40002, "invalid grant_type")
-        self._check_app(args.get("appid"), args.get("secret"))
-        return {"access_token": self.issue_access_token(), "expires_in": self.config.token_ttl}
+        self._check_any_app(args.get("appid"), args.get("secret"))
+        return {"access_token": self.issue_access_token(args.get("appid")), "expires_in": self.config.token_ttl}
+
+    def api_stable_token(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise WeChatError(47001, "data format error")
+        if body.get("grant_type") != "client_credential":
+            raise WeChatError(40002, "invalid grant_type")
+        self._check_any_app(body.get("appid"), body.get("secret"))
+        token, expires_in = self._stable_token(body["appid"], bool(body.get("force_refresh")))
+        return {"access_token": token, "expires_in": expires_in}
 
     def api_jscode2session(self, args: dict[str, str]) -> dict[str, Any]:
         self._check_app(args.get("appid"), args.get("secret"))
@@ -283,8 +377,34 @@ class WeChatApiEmulator:
         return {"openid": grant.openid, "nickname": nickname, "sex": 0, "province": "", "city": "",
                 "country": "", "headimgurl": "", "privilege": []}
 
+    def _check_data(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise WeChatError(47003, "argument invalid! data is required")
+        for key, value in data.items():
+            if not isinstance(value, dict) or "value" not in value:
+                raise WeChatError(47003, f"argument invalid! data.{key}.value is empty")
+            limit = VALUE_LIMITS.get(str(key).rstrip("0123456789"))
+            if limit and len(str(value["value"])) > limit:
+                raise WeChatError(47003, f"argument invalid! data.{key}.value exceeds {limit} characters")
+
+    def _fail_injected(self) -> None:
+        kind = self._injected()
+        if kind is None:
+            return
+        if kind.startswith("http_"):
+            raise InjectedHttpError(int(kind[5:]))
+        raise WeChatError(*FAILURES[kind])
+
+    def _record(self, kind: str, appid: str, body: dict, extra: dict) -> dict[str, Any]:
+        msgid = int(secrets.randbits(40))
+        with self._lock:
+            self.messages.append({
+                "kind": kind, "appid": appid, "msgid": msgid, "touser": body["touser"],
+                "template_id": body["template_id"], "data": body["data"], "at": self.now(), **extra})
+        return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
+
     def api_subscribe_send(self, token: str | None, body: Any) -> dict[str, Any]:
-        self._check_token(token)
+        self._check_token(token, self.config.appid)
         if not isinstance(body, dict):
             raise WeChatError(47001, "data format error")
         touser, template_id, data = body.get("touser"), body.get("template_id"), body.get("data")
@@ -293,21 +413,51 @@ class WeChatApiEmulator:
         known = self.config.known_openids
         if known is not None and touser not in known:
             raise WeChatError(40003, "invalid openid")
-        for key, value in data.items():
-            if not isinstance(value, dict) or "value" not in value:
-                raise WeChatError(47003, f"argument invalid! data.{key}.value is empty")
+        templates = self.config.subscribe_templates
+        if templates is not None and template_id not in templates:
+            raise WeChatError(40037, "invalid template_id")
+        self._check_data(data)
         state = body.get("miniprogram_state", "formal")
         if state not in ("developer", "trial", "formal"):
             raise WeChatError(47003, "argument invalid! miniprogram_state")
         with self._lock:
             refusal = self._refusals.get(touser)
-            if refusal:
-                raise WeChatError(refusal, "user refuse to accept the msg")
-            self.messages.append({
-                "touser": touser, "template_id": template_id, "page": body.get("page"), "data": data,
-                "miniprogram_state": state, "lang": body.get("lang", "zh_CN"), "at": self.now(),
-            })
-        return {"errcode": 0, "errmsg": "ok", "msgid": int(secrets.randbits(40))}
+        if refusal:
+            raise WeChatError(refusal, "user refuse to accept the msg")
+        self._fail_injected()
+        return self._record("subscribe", self.config.appid, body, {
+            "page": body.get("page"), "miniprogram_state": state, "lang": body.get("lang", "zh_CN")})
+
+    def api_template_send(self, token: str | None, body: Any) -> dict[str, Any]:
+        """The official account's template message (/cgi-bin/message/template/send)."""
+        self._check_token(token, self.config.oa_appid or None)
+        if not isinstance(body, dict):
+            raise WeChatError(47001, "data format error")
+        touser, template_id = body.get("touser"), body.get("template_id")
+        if not touser:
+            raise WeChatError(40003, "invalid openid")
+        if not template_id:
+            raise WeChatError(40037, "invalid template_id")
+        templates = self.config.oa_templates
+        if templates is not None and template_id not in templates:
+            raise WeChatError(40037, "invalid template_id")
+        self._check_data(body.get("data"))
+        with self._lock:
+            unfollowed = touser in self._unfollowed
+            refusal = self._refusals.get(touser)
+        if unfollowed:
+            raise WeChatError(43004, "require subscribe")
+        if refusal:
+            raise WeChatError(refusal, "user refuse to accept the msg")
+        self._fail_injected()
+        return self._record("template", self.config.oa_appid, body, {
+            "url": body.get("url"), "miniprogram": body.get("miniprogram")})
+
+
+class InjectedHttpError(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def create_app(config: WeChatApiConfig, emulator: WeChatApiEmulator | None = None) -> Flask:
@@ -385,15 +535,70 @@ def create_app(config: WeChatApiConfig, emulator: WeChatApiEmulator | None = Non
     def oauth_userinfo() -> Response:
         return reply(emu.api_oauth_userinfo(dict(request.args)))
 
-    @app.post("/cgi-bin/message/subscribe/send")
-    def subscribe_send() -> Response:
+    @app.errorhandler(InjectedHttpError)
+    def _injected(e: InjectedHttpError) -> Response:
+        return Response("<html><body>Service Unavailable</body></html>", status=e.status, content_type="text/html")
+
+    def json_body() -> Any:
         try:
-            body = json.loads(request.get_data(as_text=True) or "null")
+            return json.loads(request.get_data(as_text=True) or "null")
         except ValueError as e:
             raise WeChatError(47001, "data format error") from e
-        return reply(emu.api_subscribe_send(request.args.get("access_token"), body))
+
+    @app.post("/cgi-bin/stable_token")
+    def stable_token() -> Response:
+        return reply(emu.api_stable_token(json_body()))
+
+    @app.post("/cgi-bin/message/subscribe/send")
+    def subscribe_send() -> Response:
+        return reply(emu.api_subscribe_send(request.args.get("access_token"), json_body()))
+
+    @app.post("/cgi-bin/message/template/send")
+    def template_send() -> Response:
+        return reply(emu.api_template_send(request.args.get("access_token"), json_body()))
+
+    @app.get("/emulator/messages.json")
+    def messages_json() -> Response:
+        with emu._lock:
+            return reply({"messages": list(emu.messages)})
+
+    @app.get("/emulator/messages")
+    def messages_page() -> Response:
+        return _page("微信消息（模拟器收到的）", _messages_html(emu), 200)
 
     return app
+
+
+KIND_TEXT = {"subscribe": "小程序订阅消息", "template": "公众号模板消息"}
+
+
+def _messages_html(emu: WeChatApiEmulator) -> str:
+    """Every message accepted, grouped by openid (the user with the newest message first)."""
+    with emu._lock:
+        messages = list(emu.messages)
+        names = dict(emu.oauth_users)
+        titles = {**(emu.config.subscribe_templates or {}), **(emu.config.oa_templates or {})}
+    if not messages:
+        return '<p class="note">还没有收到消息。</p><p class="foot">微信接口模拟器 · 仅用于本地演示和测试</p>'
+    by_user: dict[str, list[dict]] = {}
+    for m in reversed(messages):
+        by_user.setdefault(m["touser"], []).append(m)
+    parts = [f'<p class="note">共 {len(messages)} 条消息，{len(by_user)} 位用户（最新的在前）。</p>']
+    for openid, items in by_user.items():
+        who = html.escape(names.get(openid) or "微信用户")
+        parts.append(f'<section class="user-box"><h2>{who} <span class="openid">{html.escape(openid)}</span></h2>')
+        for m in items:
+            at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m["at"]))
+            title = titles.get(m["template_id"]) or m["template_id"]
+            rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v.get('value', '')))}</td></tr>"
+                           for k, v in (m.get("data") or {}).items())
+            link = m.get("page") or m.get("url") or ""
+            link_html = f'<div class="openid">打开：{html.escape(link)}</div>' if link else ""
+            parts.append(f'<article class="msg"><div class="meta">{KIND_TEXT.get(m["kind"], m["kind"])} · {at}</div>'
+                         f'<div class="title">{html.escape(title)}</div><table>{rows}</table>{link_html}</article>')
+        parts.append("</section>")
+    parts.append('<p class="foot">微信接口模拟器 · 仅用于本地演示和测试</p>')
+    return "".join(parts)
 
 
 def _authorize_problem(emu: WeChatApiEmulator, args: Any) -> str | None:
@@ -427,6 +632,12 @@ button.user {{ display: block; width: 100%; min-height: 56px; padding: 12px 16px
 button.user:active {{ background: #dcdcdc; }}
 .openid {{ display: block; font-size: 12px; color: #888; margin-top: 4px; word-break: break-all; }}
 .foot {{ font-size: 12px; color: #999; text-align: center; margin-top: 24px; }}
+.user-box h2 {{ font-size: 16px; margin: 20px 0 8px; }}
+.msg {{ background: #fff; border-radius: 8px; padding: 12px 16px; margin: 0 0 10px; }}
+.msg .meta {{ font-size: 12px; color: #888; }}
+.msg .title {{ font-size: 16px; font-weight: 600; margin: 4px 0 8px; }}
+.msg table {{ border-collapse: collapse; font-size: 14px; }}
+.msg th {{ text-align: left; color: #888; font-weight: normal; padding: 2px 12px 2px 0; }}
 </style></head>
 <body><header>{title}</header><main>{body}</main></body></html>
 """

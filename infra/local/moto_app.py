@@ -13,6 +13,8 @@ transaction backs up only the items it names and puts exactly those back on
 cancellation, which is what the deep copy was for.
 
 A third change makes SQS FIFO long polls see message groups freed during the poll (below).
+A fourth: a cancelled transaction leaves no DynamoDB stream records (moto left those of the
+writes it made before the failing condition).
 
 For tests of our retry policy, DynamoDB can be told to fail as AWS does when busy or
 failing (TransactionConflict, throttling, 500s, lost answers) at chosen rates: `Faults`.
@@ -68,6 +70,9 @@ def _transact_backing_up_items(self, transact_items):
             continue  # malformed: moto rejects it before writing anything
         before = table.get_item(hash_value, range_value)
         saved.append((table, hash_value, range_value, _copy.deepcopy(before)))
+    # moto appends a stream record for each write as it goes; a cancelled transaction must
+    # leave none (DynamoDB Streams record only committed writes: the notification router reads them)
+    streams = {id(t): (t.stream_shard, len(t.stream_shard.items)) for t, *_ in saved if t.stream_shard is not None}
     # Requests are serialised by _dynamodb_lock, so swapping the module's copy is safe.
     ddb_models.copy = _cheap_copy
     try:
@@ -83,6 +88,8 @@ def _transact_backing_up_items(self, transact_items):
                 table.items.get(hash_value, {}).pop(range_value, None)
             else:
                 table.items[hash_value][range_value] = before
+        for shard, length in streams.values():
+            del shard.items[length:]
         raise
     finally:
         ddb_models.copy = _copy
@@ -299,6 +306,9 @@ class SerialDynamoDB:
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("DynamoDBStreams_"):  # never in the middle of a transaction (not counted)
+            with _dynamodb_lock:
+                return list(self.app(environ, start_response))
         if target.startswith("DynamoDB_"):
             op = target.split(".", 1)[-1]
             with _dynamodb_lock:

@@ -3,7 +3,10 @@
 EventBridge rules and SQS event source mappings do not fire in the emulator, so the
 demo runs them here: every `schedule` event on its rate() or cron() expression
 (croniter), every `sqs` event by polling its queue and handing batches to the handler
-the way the event source mapping does (partial batch failures honoured).
+the way the event source mapping does (partial batch failures honoured), and every
+DynamoDB `stream` event by reading the table's stream through the emulator's
+dynamodbstreams API (GetShardIterator / GetRecords), applying the event's filter patterns,
+batch size and retries (partial batch failures: the batch resumes at the first failed record).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import importlib
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,11 +117,107 @@ def api_gateway_app(routes: dict):
     return app
 
 
+# -- DynamoDB streams ----------------------------------------------------------------------
+
+
+def table_of_resource(resource: str) -> str:
+    """The emulator's table name of a generated table resource ("EventsTable" -> feikong-<stage>-events)."""
+    from core.settings import resource_name
+    from core.store.schema import table_specs
+    from infra.deploy.resources import logical_id
+
+    for spec in table_specs():
+        if logical_id(spec["TableName"], "Table") == resource:
+            return resource_name(spec["TableName"])
+    raise ValueError(f"no table for {resource}")
+
+
+def matches(pattern: object, data: object) -> bool:
+    """Lambda's event filter pattern subset serverless.yml uses: nested keys, and a list of
+    exact values any of which may match."""
+    if isinstance(pattern, dict):
+        return isinstance(data, dict) and all(k in data and matches(v, data[k]) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        return data in pattern
+    return pattern == data
+
+
+class StreamReader:
+    """Reads a table's stream from a position ("LATEST": what is written from now on;
+    "TRIM_HORIZON": everything kept) through the dynamodbstreams API."""
+
+    def __init__(self, table: str, start: str = "LATEST") -> None:
+        import boto3
+
+        self.ddb, self.streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
+        self.arn = self.ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        self.iterators = {
+            shard["ShardId"]: self.streams.get_shard_iterator(StreamArn=self.arn, ShardId=shard["ShardId"],
+                                                              ShardIteratorType=start)["ShardIterator"]
+            for shard in self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]}
+        self.pending: list[dict] = []  # read, not yet handled successfully
+        self.tries = 0
+
+    def read(self, limit: int) -> list[dict]:
+        for shard, it in list(self.iterators.items()):
+            if len(self.pending) >= limit:
+                break
+            resp = self.streams.get_records(ShardIterator=it, Limit=limit)
+            self.iterators[shard] = resp["NextShardIterator"]
+            self.pending += [dict(r, eventSourceARN=self.arn) for r in resp["Records"]]
+        return self.pending[:limit]
+
+
+def drain_stream(reader: StreamReader, handler: Callable, event: dict | None = None, max_batches: int = 100,
+                 errors: list[str] | None = None) -> int:
+    """Hand what the stream holds to a Lambda handler as DynamoDB stream events, the way the
+    event source mapping does: filtered (`filterPatterns`), `batchSize` at a time; on a partial
+    failure the batch resumes at the first failed record, retried `maximumRetryAttempts` times
+    and then dropped (in Lambda: to the on-failure destination). Returns the records handled."""
+    from infra.fakes.sitesim import LambdaContext
+
+    event = event or {}
+    patterns = event.get("filterPatterns") or []
+    size, max_retries = int(event.get("batchSize", 100)), int(event.get("maximumRetryAttempts", 3))
+    handled = 0
+    for _ in range(max_batches):
+        batch = reader.read(size)
+        if not batch:
+            break
+        wanted = [r for r in batch if not patterns or any(matches(p, r) for p in patterns)]
+        failed_at = len(batch)
+        if wanted:
+            try:
+                result = handler({"Records": wanted}, LambdaContext()) or {}
+                failures = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
+            except Exception as e:  # the whole batch failed
+                failures = [wanted[0]["dynamodb"]["SequenceNumber"]]
+                if errors is not None:
+                    errors.append(f"stream handler: {e!r}")
+            if failures:
+                seqs = [r["dynamodb"]["SequenceNumber"] for r in batch]
+                failed_at = min(seqs.index(f) for f in failures if f in seqs) if set(failures) & set(seqs) else 0
+        if failed_at < len(batch):
+            reader.tries += 1
+            if reader.tries <= max_retries:
+                reader.pending = reader.pending[failed_at:]
+                handled += failed_at
+                break  # try again on the next poll
+            if errors is not None:
+                errors.append(f"stream records dropped after {max_retries} retries: {len(batch) - failed_at}")
+        reader.tries = 0
+        reader.pending = reader.pending[len(batch):]
+        handled += len(batch)
+    return handled
+
+
 class LocalRunner:
     """Threads that fire schedules, drain queues and serve HTTP events until stopped."""
 
-    def __init__(self, queue_urls: dict[str, str], poll_seconds: float = 1.0, http_port: int | None = None) -> None:
+    def __init__(self, queue_urls: dict[str, str], poll_seconds: float = 1.0, http_port: int | None = None,
+                 stream_start: str = "LATEST") -> None:
         self.http_port = http_port
+        self.stream_start = stream_start  # where stream readers begin: LATEST (as deployed) or TRIM_HORIZON
         self._http = None
         self.functions = load_functions()
         self.queue_urls = queue_urls  # logical queue resource name -> URL
@@ -134,6 +234,10 @@ class LocalRunner:
                 if "sqs" in event:
                     resource = event["sqs"]["arn"]["GetAtt"].split(".")[0]
                     self._spawn(self._queue_loop, name, self.queue_urls[resource], handler_of(spec))
+                if "stream" in event:
+                    resource = event["stream"]["arn"]["GetAtt"].split(".")[0]
+                    reader = StreamReader(table_of_resource(resource), self.stream_start)
+                    self._spawn(self._stream_loop, name, reader, handler_of(spec), event["stream"])
         routes = http_routes(self.functions)
         if routes and self.http_port is not None:
             from werkzeug.serving import make_server
@@ -159,6 +263,13 @@ class LocalRunner:
         while not self.stop.is_set():
             delivered = self._call(name, lambda: drain_uplink(url, handler, max_batches=20)) or 0
             if not delivered:
+                self.stop.wait(self.poll_seconds)
+
+    def _stream_loop(self, name: str, reader: StreamReader, handler, event: dict) -> None:
+        while not self.stop.is_set():
+            handled = self._call(name, lambda: drain_stream(reader, handler, event, max_batches=20,
+                                                            errors=self.errors)) or 0
+            if not handled:
                 self.stop.wait(self.poll_seconds)
 
     def _call(self, name: str, fn):

@@ -57,10 +57,17 @@ def local_env(port: int) -> dict[str, str]:
         # what serverless.yml gives the ledger audit (!Ref LedgerAuditQueue), in moto's URL form
         "FEIKONG_AUDIT_QUEUE_URL": f"http://127.0.0.1:{port}/{MOTO_ACCOUNT}/"
                                    f"feikong-{os.environ.get('FEIKONG_STAGE', 'dev')}-ledger-audit",
+        # and the notification router and sender (!Ref NotificationsQueue; docs/notifications.md)
+        "FEIKONG_NOTIFY_QUEUE_URL": f"http://127.0.0.1:{port}/{MOTO_ACCOUNT}/"
+                                    f"feikong-{os.environ.get('FEIKONG_STAGE', 'dev')}-notifications",
         # every local client is 127.0.0.1 and test suites and benches log in and order
         # hundreds of times a minute: the tenant rate limits are raised here (unless set);
         # tests/integration/test_tenant_limits.py sets its own (docs/tenant-auth.md, "Limits")
         **{name: os.environ.get(name, "1000000") for name in LOCAL_LIMITS},
+        # the email channel's sender, verified in the emulator's SES by `bootstrap` (docs/notifications.md)
+        "FEIKONG_EMAIL_FROM": os.environ.get("FEIKONG_EMAIL_FROM", LOCAL_EMAIL_FROM),
+        # SES is in no AWS China region (nor in the emulator's cn-north-1): email goes through another
+        "FEIKONG_EMAIL_REGION": os.environ.get("FEIKONG_EMAIL_REGION", LOCAL_EMAIL_REGION),
     }
 
 
@@ -78,12 +85,16 @@ LOCAL_JWT_SECRET = "local-only-jwt-secret-" + "x" * 20
 LOCAL_CONSOLE_SECRET = "local-only-console-secret-" + "y" * 20
 # The local official account (the WeChat API emulator's oa_appid / oa_secret; DEMO_SECRETS lists the secret)
 LOCAL_OA_APPID, LOCAL_OA_SECRET = "wx0a000000000local", "oa-secret-for-local-runs"
+# The SMS emulator's key pair (Tencent SecretId/SecretKey, Alibaba Cloud AccessKey; infra/fakes/sms_emulator.py),
+# seeded as the `sms` and `voice` secrets (DEMO_SECRETS lists the secret), and the email channel's local sender
+LOCAL_SMS_KEY_ID, LOCAL_SMS_SECRET = "AKIDfeikongLocalSmsKey0000000000", "sms-secret-key-for-local-runs-0123"
+LOCAL_EMAIL_FROM, LOCAL_EMAIL_REGION = "notice@feikong.localhost", "ap-southeast-1"
 
 
 def forget() -> None:
     """Forget settings, fetched secrets, checked starts and the WeChat clients of this
     process (after the environment or a secret changed)."""
-    from core.integrations import secrets, wechat, wechatpay
+    from core.integrations import channels, secrets, wechat, wechatpay
     from core.services import startup
     from core.settings import reset_settings
 
@@ -92,6 +103,7 @@ def forget() -> None:
     startup.reset()
     wechatpay.reset()
     wechat.reset()
+    channels.reset()
 
 
 def seed_secrets(values: dict[str, str | dict]) -> None:
@@ -237,6 +249,12 @@ def bootstrap() -> dict:
     secrets.create_if_absent(get_settings().secret_id("console"), LOCAL_CONSOLE_SECRET, "feikong local console")
     secrets.create_if_absent(get_settings().secret_id("wechat_oa"), {"appid": LOCAL_OA_APPID, "secret": LOCAL_OA_SECRET},
                              "feikong local official account")
+    for name in ("sms", "voice"):  # the SMS emulator's key pair (infra/local/channelstack.py starts it)
+        secrets.create_if_absent(get_settings().secret_id(name), {"key_id": LOCAL_SMS_KEY_ID, "secret": LOCAL_SMS_SECRET},
+                                 f"feikong local {name}")
+    sender = get_settings().email_from
+    if sender:  # SES sends only from a verified identity (the emulator checks it too)
+        boto3.client("ses", region_name=get_settings().email_region or None).verify_email_identity(EmailAddress=sender)
     return {"tables": tables, "queues": queues}
 
 

@@ -12,5 +12,7 @@ module.exports = {
   statement: { method: 'GET', path: '/accounts/:account_id/statement' },
   rechargeOptions: { method: 'GET', path: '/recharge-options' },
   createRecharge: { method: 'POST', path: '/recharges' },
-  rechargeProgress: { method: 'GET', path: '/recharges/:out_trade_no/progress' }
+  rechargeProgress: { method: 'GET', path: '/recharges/:out_trade_no/progress' },
+  subscriptions: { method: 'GET', path: '/subscriptions' },
+  recordSubscriptions: { method: 'POST', path: '/subscriptions' }
 }

@@ -313,6 +313,8 @@ def test_5_preferences_members_refresh_and_logout(rig, page_at, screenshot):
     page = page_at(W, H)
     login(page, rig, f"/h5/alarms?account={rig['a1']}")
     page.locator("#prefs:not([hidden])").wait_for()
+    # official-account messages need no per-message consent: the page says where reminders come from
+    assert "无需逐次订阅" in page.locator("#oa-hint").inner_text()
     page.fill("#low-balance", "三十")
     page.click("#save")
     assert "格式无效" in page.locator("#prefs-error").inner_text()  # refused on the page, nothing sent

@@ -67,7 +67,7 @@ def test_a_silent_meter_and_a_site_offline_past_the_command_lifetime(aws, monkey
                     and cstore.get_command(meters_store.load_meter(meter).relay_command_id or "x") is None)
             r.jump.advance(seconds=policy.retry_delay(attempt).total_seconds() + 1)
             r.tick()
-        stuck = r.until(lambda: [e for e in estore.events_of(Subject.meter(meter)) if e.type == "supply_stuck"])
+        stuck = r.until(lambda: [e for e in estore.events_of(Subject.meter(meter)) if e.type == "command_failing"])
         assert len(stuck) == 1 and stuck[0].status == "to_notify"
         assert not r.sims[meter].supply_on
 

@@ -91,3 +91,10 @@ def test_console_bench_renders_every_tile_right_with_requests_per_building_only(
     assert last["bench"] == "console" and last["rooms"] == 20
     assert last["tiles_right"] is True and last["requests_stable"] is True
     assert last["requests_beyond_one_per_building"] == {"20": 4, "10": 4}
+
+
+def test_notify_bench_runs_and_ends_with_its_json_line(aws):
+    last = run_bench("bench/notify.py", "--events", "40", "--accounts", "10")
+    assert last["bench"] == "notify" and last["jobs"] == 40
+    assert last["sent_template"] + last["sent_sms"] == 40 and last["sent_sms"] == 8  # 2 of 10 accounts by SMS
+    assert "exactly_once" not in last["missed"]

@@ -165,6 +165,21 @@ def test_demo_starts_serves_and_stops_cleanly(demo):
     back = next(t for t in tiles() if t["room"] == room)
     assert back["relay"] == "closed" and back["state"] != "cut", back  # the meter read back its relay closed
     assert back["balance_fen"] > start["balance_fen"] + 2000  # 50.00 credited, less the minutes it ran since
+    # the tenant was told by the official account: the cut, the payment and the restore, on the
+    # WeChat API emulator's page the banner names (the stream -> router -> sender, docs/notifications.md)
+    wechat_page = re.search(r"Messages sent \(WeChat\):\s+(\S+)", text)[1]
+    wanted = ("supply_cut", "payment_received", "supply_restored")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        told = [m["template_id"] for m in requests.get(f"{wechat_page}.json", timeout=10).json()["messages"]
+                if m["touser"] == openid and m["kind"] == "template"]
+        if all(any(k in t for t in told) for k in wanted):
+            break
+        time.sleep(1)
+    assert all(any(k in t for t in told) for k in wanted), told
+    sms_page = re.search(r"Messages sent \(SMS\):\s+(\S+)", text)[1]
+    assert requests.get(f"{sms_page}.json", timeout=10).json()["messages"]  # and by SMS
+    assert requests.get(sms_page, timeout=10).status_code == 200
     # what the recharge page might send is refused in words the tenant reads, and nothing is ordered
     for body, status in [({"account_id": cut_account, "amount": "五十"}, 400),
                          ({"account_id": cut_account, "amount": 0}, 400),

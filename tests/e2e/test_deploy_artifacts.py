@@ -12,14 +12,14 @@ import pytest
 from infra.deploy import deploy_check
 
 FUNCTIONS = ["uplinkConsumer", "controlTick", "wechatpayNotify", "paymentsSweep", "reconcile", "ledgerAudit",
-             "ledgerAuditWorker"]
+             "ledgerAuditWorker", "notifyRoute", "notifySend"]
 SCHEDULED = {"ControlTickLambdaFunction", "PaymentsSweepLambdaFunction", "ReconcileLambdaFunction",
              "LedgerAuditLambdaFunction"}
-DLQS = {"UplinkDlqQueue", "LedgerAuditDlqQueue", "AsyncDlqQueue"}
+DLQS = {"UplinkDlqQueue", "LedgerAuditDlqQueue", "AsyncDlqQueue", "NotificationsDlqQueue", "NotifyRouteDlqQueue"}
 # docs/operations.md, Concurrency
 RESERVED = {"UplinkConsumerLambdaFunction": 20, "ControlTickLambdaFunction": 2, "WechatpayNotifyLambdaFunction": 20,
             "PaymentsSweepLambdaFunction": 2, "ReconcileLambdaFunction": 1, "LedgerAuditLambdaFunction": 1,
-            "LedgerAuditWorkerLambdaFunction": 5}
+            "LedgerAuditWorkerLambdaFunction": 5, "NotifyRouteLambdaFunction": 2, "NotifySendLambdaFunction": 5}
 ZAPPA_RESERVED = 50
 
 
@@ -59,8 +59,16 @@ def test_serverless_package_cfn_lint_and_resources_match(template):
     assert routes == ["POST /wechatpay/notify"]
     mappings = [r["Properties"] for r in template["Resources"].values()
                 if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert len(mappings) == 2 and all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
-    assert sorted(m["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings) == ["LedgerAuditQueue", "UplinkQueue"]
+    assert len(mappings) == 4 and all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
+    assert sorted(m["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings) == [
+        "EventsTable", "LedgerAuditQueue", "NotificationsQueue", "UplinkQueue"]
+    # the notification router: the events table's stream, new items of the notifiable types only
+    stream = next(m for m in mappings if m["EventSourceArn"]["Fn::GetAtt"] == ["EventsTable", "StreamArn"])
+    (pattern,) = [json.loads(f["Pattern"]) for f in stream["FilterCriteria"]["Filters"]]
+    assert pattern["eventName"] == ["INSERT"] and "low_balance" in pattern["dynamodb"]["NewImage"]["type"]["S"]
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["NotifyRouteDlqQueue", "Arn"]}
+    assert (stream["MaximumRetryAttempts"], stream["BisectBatchOnFunctionError"]) == (5, True)
+    assert template["Resources"]["EventsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
     worker = template["Resources"]["LedgerAuditWorkerLambdaFunction"]["Properties"]
     assert worker["Handler"] == "functions/ledger_audit.worker"
     assert fn["Environment"]["Variables"]["FEIKONG_AUDIT_QUEUE_URL"] == {"Ref": "LedgerAuditQueue"}
@@ -117,17 +125,18 @@ def test_reserved_concurrency_guarantees_ingest_and_control(template):
     functions = _of(template, "AWS::Lambda::Function")
     assert {rid: f["ReservedConcurrentExecutions"] for rid, f in functions.items()} == RESERVED
     assert deploy_check.zappa_settings()["dev"]["lambda_concurrency"] == ZAPPA_RESERVED
-    # payments, batch jobs and the tenant API together: 20 + 2 + 1 + 1 + 5 + 50 = 79 <= 100
+    # payments, batch jobs, notifications and the tenant API together: 20 + 2 + 1 + 1 + 5 + 2 + 5 + 50 = 86 <= 100
     others = sum(n for rid, n in RESERVED.items() if rid not in deploy_check.GUARANTEED) + ZAPPA_RESERVED
-    assert others == 79 <= deploy_check.OTHERS_BUDGET
+    assert others == 86 <= deploy_check.OTHERS_BUDGET
     assert others + 20 + 2 <= deploy_check.ACCOUNT_CONCURRENCY - deploy_check.UNRESERVED_MIN
     # the SQS pollers never run more copies than the function may: no throttled receive
     # counts toward the dead-letter queue
     caps = {m["FunctionName"]["Fn::GetAtt"][0]: m["ScalingConfig"]["MaximumConcurrency"]
-            for m in _of(template, "AWS::Lambda::EventSourceMapping").values()}
-    assert caps == {"UplinkConsumerLambdaFunction": 20, "LedgerAuditWorkerLambdaFunction": 5}
+            for m in _of(template, "AWS::Lambda::EventSourceMapping").values() if "ScalingConfig" in m}
+    assert caps == {"UplinkConsumerLambdaFunction": 20, "LedgerAuditWorkerLambdaFunction": 5,
+                    "NotifySendLambdaFunction": 5}
     # one more reserved instance for the payments side breaks the budget
-    template["Resources"]["WechatpayNotifyLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"] = 42
+    template["Resources"]["WechatpayNotifyLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"] = 35
     with pytest.raises(deploy_check.CheckFailed, match="reserve 101 > 100"):
         deploy_check.check_operations(template, deploy_check.zappa_settings())
     del template["Resources"]["ReconcileLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"]
@@ -164,10 +173,10 @@ def test_an_alarm_for_every_function_and_dead_letter_queue(template):
     by_name = {a["AlarmName"]: a for a in alarms.values()}
     expected = ({f"feikong-dev-{fn}-{kind}" for fn in FUNCTIONS for kind in ("errors", "throttles")}
                 | {"feikong-dev-uplink-dlq-depth", "feikong-dev-ledger-audit-dlq-depth", "feikong-dev-async-dlq-depth",
-                   "feikong-dev-uplink-age"}
+                   "feikong-dev-notifications-dlq-depth", "feikong-dev-notify-route-dlq-depth", "feikong-dev-uplink-age"}
                 | {f"feikong-dev-{m}" for m in ("SweepStuckOrders", "SweepStuckRefunds", "ReconcileMismatches",
-                                               "LedgerAuditFailures", "BridgesOffline")})
-    assert set(by_name) == expected and len(alarms) == 23
+                                               "LedgerAuditFailures", "BridgesOffline", "NotificationsFailed")})
+    assert set(by_name) == expected and len(alarms) == 30
     errors = by_name["feikong-dev-wechatpayNotify-errors"]
     assert (errors["Namespace"], errors["MetricName"], errors["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
     assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "WechatpayNotifyLambdaFunction"}}]
@@ -196,7 +205,7 @@ def test_an_alarm_for_every_function_and_dead_letter_queue(template):
 
 def test_queues_encrypted_functions_traced_api_logged_and_throttled(template):
     queues = _of(template, "AWS::SQS::Queue")
-    assert len(queues) == 5 and all(q["SqsManagedSseEnabled"] is True for q in queues.values())
+    assert len(queues) == 8 and all(q["SqsManagedSseEnabled"] is True for q in queues.values())
     for f in _of(template, "AWS::Lambda::Function").values():
         assert f["TracingConfig"] == {"Mode": "Active"}
         env = f["Environment"]["Variables"]
@@ -236,3 +245,14 @@ def test_checkov_passes_with_only_the_documented_skips(packaged, tmp_path):
     # zappa's API Gateway template: its methods are open by design (the app authenticates)
     report = deploy_check.checkov(deploy_check.zappa_template(), deploy_check.ZAPPA_CHECKOV_SKIPS)
     assert report["skipped"] == {"CKV_AWS_59": ["AWS::ApiGateway::Method.ANY0", "AWS::ApiGateway::Method.ANY1"]}
+
+
+def test_a_stream_mapping_must_bound_its_retries_and_keep_what_fails(template):
+    mapping = next(rid for rid, m in _of(template, "AWS::Lambda::EventSourceMapping").items()
+                   if "StartingPosition" in m)
+    props = template["Resources"][mapping]["Properties"]
+    del props["DestinationConfig"]
+    props["MaximumRetryAttempts"] = -1
+    with pytest.raises(deploy_check.CheckFailed) as e:
+        deploy_check.check_operations(template)
+    assert "needs an on-failure destination queue" in str(e.value) and "must bound its retries" in str(e.value)

@@ -185,7 +185,7 @@ def test_silent_meter_is_retried_with_backoff_then_alarms_then_converges(rig):
         assert [c["op"] for c in taken] == ["CLOSE"], attempt
         ids.append(taken[0]["command_id"])
     assert len(set(ids)) == len(ids)  # a fresh id per attempt
-    stuck = [e for e in estore.events_of(Subject.meter(meter)) if e.type == "supply_stuck"]
+    stuck = [e for e in estore.events_of(Subject.meter(meter)) if e.type == "command_failing"]
     assert len(stuck) == 1 and stuck[0].status == "to_notify"
     assert stuck[0].data["attempts"] == policy.ALARM_AFTER_ATTEMPTS
     rig.site.meters[meter].silent = False  # the electrician fixes the wiring

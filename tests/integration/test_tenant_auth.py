@@ -163,7 +163,11 @@ def test_two_refreshes_with_one_token_at_once_leave_at_most_one_winner_and_revok
         t.join()
     winners = [r for r in results if r.status_code == 200]
     assert len(winners) == 1
-    assert all(refused(r, "refresh_reused") for r in results if r.status_code != 200)
+    losers = [r for r in results if r.status_code != 200]
+    # a loser that reads the session before a racer revoked it is told the token was
+    # reused; one that reads it after, that the session is revoked: refused either way
+    assert all(refused(r, "refresh_reused") or refused(r, "session_revoked") for r in losers)
+    assert any(refused(r, "refresh_reused") for r in losers)
     assert refused(api.accounts(winners[0].json()["token"]), "session_revoked")
 
 

@@ -25,14 +25,16 @@ def test_function_logical_ids_follow_the_serverless_framework():
 
 def test_serverless_yml_functions_are_read_despite_cloudformation_tags():
     assert operations.function_names() == ["uplinkConsumer", "controlTick", "wechatpayNotify", "paymentsSweep",
-                                           "reconcile", "ledgerAudit", "ledgerAuditWorker"]
+                                           "reconcile", "ledgerAudit", "ledgerAuditWorker", "notifyRoute", "notifySend"]
 
 
 def test_two_functions_make_their_alarms_and_dashboard_lines():
     res = operations.resources(["alpha", "beta-two"])
     alarms = {rid: r["Properties"] for rid, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    # 2 functions x (errors, throttles) + 3 dead-letter queues + uplink age + 5 operational metrics
-    assert len(alarms) == 4 + 3 + 1 + 5
+    # 2 functions x (errors, throttles) + 5 dead-letter queues + uplink age + 5 operational metrics
+    # + failed notifications (above a threshold)
+    assert len(alarms) == 4 + 5 + 1 + 5 + 1
+    assert alarms["NotificationsFailedAlarm"]["Threshold"] == operations.NOTIFICATIONS_FAILED_MAX
     assert alarms["BetaDashtwoThrottlesAlarm"]["Dimensions"] == [
         {"Name": "FunctionName", "Value": {"Ref": "BetaDashtwoLambdaFunction"}}]
     assert alarms["AsyncDlqDepthAlarm"]["AlarmName"] == "${self:service}-${sls:stage}-async-dlq-depth"
@@ -47,5 +49,6 @@ def test_two_functions_make_their_alarms_and_dashboard_lines():
 def test_alarmed_and_charted_metrics_are_the_ones_the_code_emits():
     from core.services import observability
 
-    assert set(operations.BUSINESS_METRICS) | set(operations.OPERATIONAL_METRICS) == observability.METRICS
+    assert set(operations.BUSINESS_METRICS) | set(operations.OPERATIONAL_METRICS) \
+        | set(operations.NOTIFICATION_METRICS) == observability.METRICS
     assert (operations.NAMESPACE, operations.DIMENSION["Value"]) == (observability.NAMESPACE, observability.SERVICE)

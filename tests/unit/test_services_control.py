@@ -73,7 +73,8 @@ def test_a_meter_silent_for_more_than_half_an_hour_goes_offline_once(db):
     assert (db.meters["m1"].online, db.meters["m2"].online) == (False, True)
     (event,) = db.repos.events.events_of(Subject.meter("m1"))
     assert (event.event_id, event.type, event.data) == (
-        "offline:2026-03-03T01:29:00.000000Z", "meter_offline", {"last_seen": "2026-03-03T01:29:00.000000Z"})
+        "offline:2026-03-03T01:29:00.000000Z", "meter_offline",
+        {"last_seen": "2026-03-03T01:29:00.000000Z", "meter_id": "m1", "account_id": "a1", "site_id": "s1"})
     assert control.tick()["offline"] == 0
 
 

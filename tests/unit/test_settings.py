@@ -146,7 +146,8 @@ def test_the_local_stacks_secrets_are_known_demo_values():
     """Independent of the list: the values infra/ actually seeds must be refused on prod."""
     from infra.local import paystack, stack
 
-    assert {stack.LOCAL_JWT_SECRET, stack.LOCAL_CONSOLE_SECRET, paystack.SECRET, paystack.APIV3_KEY} <= DEMO_SECRETS
+    assert {stack.LOCAL_JWT_SECRET, stack.LOCAL_CONSOLE_SECRET, paystack.SECRET, paystack.APIV3_KEY,
+            stack.LOCAL_SMS_SECRET} <= DEMO_SECRETS
 
 
 # -- the offline deploy check of settings and secrets (infra/deploy/deploy_check.py) -----------

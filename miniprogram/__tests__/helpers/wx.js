@@ -62,6 +62,16 @@ function createWx() {
         : opts.success({ result: wx.scanResult, scanType: 'QR_CODE', errMsg: 'scanCode:ok' })))
     },
 
+    // wx.requestSubscribeMessage: recorded; answers subscribeOutcome ({ok, results: {tmplId: 'accept'|...}})
+    subscribePrompts: [],
+    subscribeOutcome: { ok: true, results: {} },
+    requestSubscribeMessage(opts) {
+      wx.subscribePrompts.push(opts.tmplIds.slice())
+      Promise.resolve().then(() => (wx.subscribeOutcome.ok
+        ? opts.success(Object.assign({ errMsg: 'requestSubscribeMessage:ok' }, wx.subscribeOutcome.results))
+        : opts.fail({ errMsg: 'requestSubscribeMessage:fail cancel', errCode: 20004 })))
+    },
+
     requestPayment(opts) {
       wx.payments.push(opts)
       Promise.resolve().then(() => (wx.paymentOutcome.ok

@@ -4,6 +4,7 @@
 const api = require('../../utils/api')
 const config = require('../../config')
 const format = require('../../utils/format')
+const subscribe = require('../../utils/subscribe')
 
 // progress states after which nothing more will happen on its own (when the answer has no `final`)
 const FINAL = ['restored', 'not_needed', 'needs_local_confirm', 'site_offline', 'failed']
@@ -101,6 +102,8 @@ Page({
       return
     }
     this.setData({ paying: false })
+    // paid: ask for the one-time subscribe messages (receipt, restore, low balance) while the chain runs
+    this.subscribing = subscribe.ask('after_payment')
     this.polls = 0
     await this.poll()
   },

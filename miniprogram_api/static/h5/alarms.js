@@ -17,6 +17,15 @@
 
   quietOn.addEventListener("change", function () { qs.disabled = qe.disabled = !quietOn.checked; });
 
+  /* Official-account template messages need no per-message consent (unlike the mini-program's
+     one-time subscribe messages): say where the reminders come from (docs/notifications.md). */
+  var channelsBox = form.querySelector("fieldset.field");
+  if (channelsBox && !FK.$("#oa-hint")) {
+    channelsBox.appendChild(FK.el("p", {"class": "hint", id: "oa-hint"},
+      "公众号消息由本公众号直接发送，无需逐次订阅；请保持关注本公众号，取消关注后将收不到提醒。" +
+      "即将停电等重要提醒会同时通过公众号消息和短信发送。"));
+  }
+
   form.addEventListener("submit", async function (ev) {
     ev.preventDefault();
     err.textContent = "";
