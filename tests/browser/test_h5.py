@@ -252,7 +252,7 @@ def test_3_usage_chart_day_month_year(rig, page_at, screenshot):
     page.wait_for_url(re.compile(r".*/h5/usage\?account=.*"))
     for granularity, step in (("day", "8-usage-day"), ("month", "8-usage-month"), ("year", "8-usage-year")):
         page.click(f'.segmented button[data-granularity="{granularity}"]')
-        page.wait_for_function("g => document.querySelector('#usage-chart').dataset.loaded.startsWith(g + ':')",
+        page.wait_for_function("g => (document.querySelector('#usage-chart').dataset.loaded || '').startsWith(g + ':')",
                                arg=granularity)
         page.wait_for_function("() => parseFloat(document.querySelector('#total-kwh').textContent) === 12")
         assert page.locator("#usage-empty").is_hidden()
