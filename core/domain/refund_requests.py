@@ -94,6 +94,7 @@ class PaidOrder:
     out_trade_no: str
     paid_at: str  # UTC ISO time
     refundable: int  # fen: paid amount minus refunds (in flight included)
+    created_at: str = ""  # UTC ISO time to the microsecond: orders paid in the same second keep their order
 
 
 def allocate(amount: int, orders: list[PaidOrder]) -> list[tuple[str, int]]:
@@ -104,7 +105,7 @@ def allocate(amount: int, orders: list[PaidOrder]) -> list[tuple[str, int]]:
         raise ValidationError("退款金额必须大于 0", code="amount_not_positive", field="amount")
     out: list[tuple[str, int]] = []
     left = amount
-    for o in sorted(orders, key=lambda o: (o.paid_at, o.out_trade_no), reverse=True):
+    for o in sorted(orders, key=lambda o: (o.paid_at, o.created_at, o.out_trade_no), reverse=True):
         if left == 0:
             break
         if o.refundable <= 0:

@@ -29,7 +29,7 @@ ORDERS_LOOKED_AT = 100  # paid recharges an account's refund may draw on (newest
 
 
 def _paid_orders(account_id: str) -> list[PaidOrder]:
-    return [PaidOrder(o.out_trade_no, o.paid_at or o.created_at, refundable(o))
+    return [PaidOrder(o.out_trade_no, o.paid_at or o.created_at, refundable(o), o.created_at)
             for o in orders.orders_of_account(account_id, limit=ORDERS_LOOKED_AT)
             if o.channel == "wechat" and refundable(o) > 0]
 

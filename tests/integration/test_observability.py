@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -180,18 +181,33 @@ def test_with_tracing_on_the_handler_and_its_aws_calls_reach_the_xray_daemon(aws
     env = {**os.environ, "LAMBDA_TASK_ROOT": str(ROOT), "POWERTOOLS_TRACE_DISABLED": "false",
            "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
            "_X_AMZN_TRACE_ID": "Root=1-6745a3b0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"}
-    proc = subprocess.run([sys.executable, "-c", TRACE_CHILD], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    # read the datagrams while the child runs: a socket buffer read only afterwards can
+    # overflow with the tick's subsegments and drop the last one, the handler's
+    datagrams: list[bytes] = []
+    child_done = threading.Event()
+
+    def receive() -> None:
+        while True:
+            try:
+                datagrams.append(daemon.recv(65536))
+            except TimeoutError:
+                if child_done.is_set():
+                    return
+
+    reader = threading.Thread(target=receive)
+    reader.start()
+    try:
+        proc = subprocess.run([sys.executable, "-c", TRACE_CHILD], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        child_done.set()
+        reader.join(10)
+        daemon.close()
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = []
-    try:
-        while True:
-            header, doc = daemon.recv(65536).decode().split("\n", 1)
-            assert json.loads(header) == {"format": "json", "version": 1}
-            names.append((json.loads(doc).get("namespace"), json.loads(doc)["name"]))
-    except TimeoutError:
-        pass
-    finally:
-        daemon.close()
+    for datagram in datagrams:
+        header, doc = datagram.decode().split("\n", 1)
+        assert json.loads(header) == {"format": "json", "version": 1}
+        names.append((json.loads(doc).get("namespace"), json.loads(doc)["name"]))
     assert ("local", "## handler") in names  # powertools capture_lambda_handler
     assert ("aws", "dynamodb") in names  # botocore patched: the tick's queries
