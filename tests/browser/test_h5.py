@@ -42,6 +42,7 @@ from core.integrations.queues import uplink_url
 from core.services import bindings, directory
 from core.services.ingest import Ingest
 from core.services.ledger import LedgerService
+from core.store import directory as dstore
 from core.store import meters as meters_store
 from functions import uplink_consumer
 from infra.demo.wechat import jsbridge_url
@@ -83,8 +84,11 @@ def rig(aws, tmp_path_factory):
         ledger.post(account_id=a2, entry_id=f"adj:{a2}:{i}", kind="adjust_credit", amount=100,
                     cause=f"test:adjust:{i}", actor="test", memo=f"补贴 {i + 1}")
     meter = w.meter(a1, rated_kw="1000000")  # rated high: a simulated hour arrives in one poll
-    # the meter's own clock: an hour ending a few minutes ago (today, in the usage chart)
-    sim_clock = Clock(datetime.now(SH).replace(microsecond=0) - timedelta(minutes=70))
+    # the meter's own clock: an hour ending a few minutes ago (today, in the usage chart),
+    # starting on a whole minute: where the hour crosses a time-of-use boundary its parts are
+    # whole minutes (0.20 kWh each at 12 kW), so the meter's band registers, each rounded down
+    # to 0.01 kWh, still add up to the 12.00 kWh of its total
+    sim_clock = Clock(datetime.now(SH).replace(second=0, microsecond=0) - timedelta(minutes=70))
     sim = SimMeter("acrel-ddsy1352", 1, load_kw="12", total="100.00", clock=sim_clock)
     bus = SimBus([sim]).start()
     doc = {
@@ -107,6 +111,8 @@ def rig(aws, tmp_path_factory):
         sim_clock.advance(hours=1)  # 12.00 kWh: 2.00 - 12.00 = -10.00 yuan: cut
         wait_for(lambda: str(meters_store.load_meter(meter).relay_state) == "open" and not sim.supply_on,
                  what="the account cut and its meter open")
+        # the pages are checked against the hand-worked balance of the whole hour
+        wait_for(lambda: dstore.get_account(a1).balance == -1000, what="the whole hour billed (-10.00)")
         yield {"w": w, "pid": w.property_id, "a1": a1, "a2": a2, "meter": meter, "sim": sim, "openid": openid,
                "paystack": paystack, "live": live, "consumer": consumer}
     finally:
