@@ -14,23 +14,17 @@ SSE = {"SqsManagedSseEnabled": "true"}
 
 # Static queues. Site down queues are made per site at registration (site_queue_name).
 # `dlq`: a dead-letter queue, alarmed on depth and kept when the stack is deleted.
+# a dead-letter queue: kept 14 days, encrypted
+_DLQ = {"fifo": False, "dlq": True, "attributes": {"MessageRetentionPeriod": "1209600", **SSE}}
 QUEUES: dict[str, dict] = {
-    "uplink-dlq": {
-        "fifo": False,
-        "dlq": True,
-        "attributes": {"MessageRetentionPeriod": "1209600", **SSE},
-    },
+    "uplink-dlq": _DLQ,
     "uplink": {
         "fifo": False,
         "attributes": {"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600", **SSE},  # 6 x consumer timeout
         "dead_letter": {"queue": "uplink-dlq", "max_receive_count": 5},
     },
     # the nightly ledger audit's batches of accounts (functions/ledger_audit.py fans out)
-    "ledger-audit-dlq": {
-        "fifo": False,
-        "dlq": True,
-        "attributes": {"MessageRetentionPeriod": "1209600", **SSE},
-    },
+    "ledger-audit-dlq": _DLQ,
     "ledger-audit": {
         "fifo": False,
         "attributes": {"VisibilityTimeout": "1800", "MessageRetentionPeriod": "345600", **SSE},  # 6 x worker timeout; 4 days
@@ -41,11 +35,7 @@ QUEUES: dict[str, dict] = {
     # hours invisible (ChangeMessageVisibility), and every such wait is a receive: hence the
     # high receive count before the dead-letter queue (the sender fails a job itself after
     # notifications.MAX_ATTEMPTS sends)
-    "notifications-dlq": {
-        "fifo": False,
-        "dlq": True,
-        "attributes": {"MessageRetentionPeriod": "1209600", **SSE},
-    },
+    "notifications-dlq": _DLQ,
     "notifications": {
         "fifo": False,
         "attributes": {"VisibilityTimeout": "360", "MessageRetentionPeriod": "345600", **SSE},  # 6 x sender timeout
@@ -53,18 +43,10 @@ QUEUES: dict[str, dict] = {
     },
     # stream batches of the events table the router failed on (its on-failure destination:
     # the record names the shard and sequence numbers, docs/operations.md)
-    "notify-route-dlq": {
-        "fifo": False,
-        "dlq": True,
-        "attributes": {"MessageRetentionPeriod": "1209600", **SSE},
-    },
+    "notify-route-dlq": _DLQ,
     # failed asynchronous invocations (the scheduled functions' on-failure destination in
     # serverless.yml): each message is Lambda's record of the event, the error and the attempts
-    "async-dlq": {
-        "fifo": False,
-        "dlq": True,
-        "attributes": {"MessageRetentionPeriod": "1209600", **SSE},
-    },
+    "async-dlq": _DLQ,
 }
 
 SITE_QUEUE_ATTRIBUTES = {

@@ -43,7 +43,7 @@ from urllib.parse import quote
 
 from flask import Flask, Response, request
 
-from infra.fakes.wechatpay_emulator import BackgroundServer
+from infra.fakes.wechatpay_emulator import BackgroundServer, ServedEmulator
 
 TC3 = re.compile(r"TC3-HMAC-SHA256 Credential=([^/\s]+)/(\d{4}-\d{2}-\d{2})/([a-z]+)/tc3_request, "
                  r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})")
@@ -101,7 +101,7 @@ class InjectedStatus(Exception):
 FAILURE_KINDS = ("http_500", "http_502", "http_503", "throttle", "reject")
 
 
-class SmsEmulator:
+class SmsEmulator(ServedEmulator):
     """Emulated sms.tencentcloudapi.com and dysmsapi/dyvmsapi.aliyuncs.com, with driver methods for tests."""
 
     def __init__(self, config: SmsEmulatorConfig) -> None:
@@ -117,29 +117,6 @@ class SmsEmulator:
         self.app = create_app(self)
         self._server = BackgroundServer(self.app, config.host, config.port)
 
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> SmsEmulator:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> SmsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def now(self) -> float:
-        return time.time() + self._offset
-
-    def advance_time(self, seconds: float) -> None:
-        with self._lock:
-            self._offset += seconds
 
     # ---- driver methods
 

@@ -46,7 +46,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, request
 
-from infra.fakes.wechatpay_emulator import BackgroundServer
+from infra.fakes.wechatpay_emulator import BackgroundServer, ServedEmulator
 
 TOKEN_GRACE_SECONDS = 300  # older tokens stay valid this long after a new one is issued
 
@@ -111,7 +111,7 @@ class WeChatError(Exception):
         self.errcode, self.errmsg = errcode, errmsg
 
 
-class WeChatApiEmulator:
+class WeChatApiEmulator(ServedEmulator):
     """Emulated api.weixin.qq.com with driver methods for tests. Thread-safe."""
 
     def __init__(self, config: WeChatApiConfig) -> None:
@@ -132,32 +132,6 @@ class WeChatApiEmulator:
         self.app = create_app(config, self)
         self._server = BackgroundServer(self.app, config.host, config.port)
 
-    # ---- lifecycle
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> WeChatApiEmulator:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> WeChatApiEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def now(self) -> float:
-        return time.time() + self._offset
-
-    def advance_time(self, seconds: float) -> None:
-        """Move the emulator's clock forward (codes and tokens expire)."""
-        with self._lock:
-            self._offset += seconds
 
     # ---- driver methods
 

@@ -191,6 +191,40 @@ class BackgroundServer:
 # --------------------------------------------------------------------------- config and state
 
 
+class ServedEmulator:
+    """What every emulator here shares: its WSGI app served by `self._server` (a
+    BackgroundServer), started and stopped as a context manager, and a clock that tests
+    move forward (`now()` = wall time + `advance_time` offsets; guarded by `self._lock`)."""
+
+    _server: BackgroundServer
+    _offset: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self):
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def now(self) -> float:
+        return time.time() + self._offset
+
+    def advance_time(self, seconds: float) -> None:
+        """Move the emulator's clock forward (codes and tokens expire)."""
+        with self._lock:
+            self._offset += seconds
+
+
 @dataclass
 class EmulatorConfig:
     """What the emulated WeChat Pay knows about the merchant.
