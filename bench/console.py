@@ -59,9 +59,12 @@ class DynamoRequests:
         emitters += [c._client.meta.events for c in list(connections._by_retries.values()) if c._client is not None]
         for events in emitters:
             if id(events) not in self._emitters:
-                events.register("before-call.dynamodb", self._count, unique_id="console-bench-ddb")
-                events.register("before-send.dynamodb", self._send, unique_id="console-bench-send")
-                events.register("before-parse.dynamodb", self._answered, unique_id="console-bench-answered")
+                # ids of this counter's own: a fixed id would make a second counter in the same
+                # process (the session outlives a test) a silent no-op that counts nothing
+                tag = id(self)
+                events.register("before-call.dynamodb", self._count, unique_id=f"ddb-count-{tag}")
+                events.register("before-send.dynamodb", self._send, unique_id=f"ddb-send-{tag}")
+                events.register("before-parse.dynamodb", self._answered, unique_id=f"ddb-answered-{tag}")
                 self._emitters.add(id(events))
         return self
 

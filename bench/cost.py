@@ -219,11 +219,12 @@ class Recorder:
         for events in emitters:
             if id(events) in self._emitters:
                 continue
-            # unique ids: a client made later copies the session's hooks, and registering again is a no-op
-            events.register("before-parameter-build.dynamodb", self._ddb_before, unique_id="cost-ddb-before")
-            events.register("after-call.dynamodb", self._ddb_after, unique_id="cost-ddb-after")
-            events.register("before-parameter-build.sqs", self._sqs, unique_id="cost-sqs")
-            events.register("before-parameter-build.secrets-manager", self._secrets, unique_id="cost-secrets")
+            # ids of this counter's own: a client made later copies the session's hooks, and registering
+            # again is a no-op; a fixed id would make a second counter in one process count nothing
+            events.register("before-parameter-build.dynamodb", self._ddb_before, unique_id=f"cost-ddb-before-{id(self)}")
+            events.register("after-call.dynamodb", self._ddb_after, unique_id=f"cost-ddb-after-{id(self)}")
+            events.register("before-parameter-build.sqs", self._sqs, unique_id=f"cost-sqs-{id(self)}")
+            events.register("before-parameter-build.secrets-manager", self._secrets, unique_id=f"cost-secrets-{id(self)}")
             self._emitters[id(events)] = events  # kept: an id stays unique while its object lives
 
     def _get(self, table: str, key: dict) -> dict | None:
