@@ -36,7 +36,9 @@ class ExactNumber(Attribute[Decimal]):
     attr_type = NUMBER
 
     def serialize(self, value: Decimal) -> str:
-        return format(value, "f")
+        # normalized: "0" rather than "0.000000000" (DynamoDB keeps numbers normalized; the
+        # local emulator stored that zero as "0E-9" and then failed every later ADD to it)
+        return format(value.normalize(), "f")
 
     def deserialize(self, value: str) -> Decimal:
         return Decimal(value)

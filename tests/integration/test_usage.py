@@ -191,6 +191,26 @@ def test_under_a_fen_a_reading_adds_its_quantity_once(clock, estate):
     assert independent_days(acct) == {}
 
 
+def test_a_zero_quantity_then_more_usage_both_add():
+    """A rated reading of no usage ADDs a zero quantity with the rating's 9 decimals; the
+    next reading's ADD to the same items must still work (the emulator stored that zero as
+    0E-9 and then failed every later ADD, leaving the uplink message unrated)."""
+    from datetime import date
+
+    from core.domain.usage import BandUsage, Usage
+    from core.store.tx import Tx
+    from core.store.usage import add_usage, days
+
+    acct = f"a-{uuid.uuid4().hex[:10]}"
+    for quantity, fen in ((Decimal("0.000000000"), 0), (Decimal("1.500000000"), 150), (Decimal("0E-9"), 0)):
+        tx = Tx()
+        add_usage(tx, Usage(acct, "m-zero", "electricity", date(2026, 11, 30), (BandUsage("flat", quantity, fen),)),
+                  tag="test")
+        assert not tx.commit()
+    [row] = days(acct, date(2026, 11, 30), date(2026, 11, 30))
+    assert [(c.quantity, c.fen) for c in row.cells] == [(Decimal("1.5"), 150)]
+
+
 def test_two_meters_of_one_account_at_once_both_count(clock):
     w = Metered(plan=TOU_PLAN)
     acct = w.account(opening=100000)
