@@ -43,7 +43,7 @@ OP_NAMES = {"TRIP": "拉闸", "CLOSE": "合闸", "SET_TARIFF": "下发电价", "
 COMMAND_STATE_NAMES = {"queued": "排队中", "sent": "已发送", "applied": "已执行", "failed": "失败", "expired": "已过期",
                        "superseded": "已被取代"}
 EVENT_NAMES = {"anomaly": "读数异常", "low_balance": "余额告警", "command": "命令", "meter_online": "表计上线",
-               "meter_offline": "表计离线", "meter_without_plan": "未设电价", "meter_mismatch": "表内数据不一致",
+               "meter_offline": "表计离线", "meter_without_plan": "未设电价", "reading_after_close": "销户后用量", "meter_mismatch": "表内数据不一致",
                "meter_replaced": "换表", "settings": "设置变更", "relay_alarm": "开关告警",
                "manual_relay": "手动分合闸", "supply_stuck": "命令多次未执行", "command_failing": "命令多次未执行",
                "cut_imminent": "即将断电", "supply_cut": "已断电", "supply_restored": "已复电",

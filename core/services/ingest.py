@@ -21,7 +21,7 @@ from cachetools import LRUCache
 from core.domain import rating as rules
 from core.domain import usage as usage_rules
 from core.domain.clock import Clock, utcnow
-from core.domain.errors import ConditionFailed, Conflict, IdempotencyConflict, NotFound, WriteRefused
+from core.domain.errors import AccountClosed, ConditionFailed, Conflict, IdempotencyConflict, NotFound, WriteRefused
 from core.domain.events import Event, Subject
 from core.domain.ledger import AccountState, Entry, EntryKind, PostingRequest, format_time
 from core.domain.meters import MeterState, MeterUpdate
@@ -141,13 +141,21 @@ class Ingest:
 
     def reading(self, site_id: str, r: MeterReading) -> str:
         m = self._meter(r.meter_id)
+        closed = False  # the meter's account is closed (moved out, no new tenant yet)
         for _ in range(20):
             if m is None or m.site_id != site_id or m.retired:
                 log.warning("reading for an unknown, retired or another site's meter", meter_id=r.meter_id,
                             site_id=site_id)
                 return "refused"
             try:
-                return self._once(m, r)
+                return self._once(m, r, closed=closed)
+            except AccountClosed:
+                # our memory of the meter may predate a transfer (过户) to a new account:
+                # look again; if it still belongs to the closed account, the usage is
+                # recorded unbilled for an admin (docs/billing.md, "Move-in, move-out and transfer")
+                fresh = self._meter(r.meter_id, fresh=True)
+                closed = fresh is not None and fresh.account_id == m.account_id
+                m = fresh
             except WriteRefused as e:  # the meter moved on elsewhere: look again
                 found = meter_refused(e.refused)
                 m = found.current if found is not None and found.current is not None else self._meter(r.meter_id,
@@ -158,7 +166,7 @@ class Ingest:
                 self._remember(m)
         raise RuntimeError(f"reading {r.meter_id}:{r.seq} could not be applied")
 
-    def _once(self, m: MeterState, r: MeterReading) -> str:
+    def _once(self, m: MeterState, r: MeterReading, closed: bool = False) -> str:
         now = self.clock()
         # the cloud rates only cloud-billed meters with a plan; the verdict is the same for all
         plan = self.plans(m.plan_id) if m.billing_mode == "cloud" and m.plan_id else None
@@ -178,6 +186,13 @@ class Ingest:
                                       {"seq": r.seq}))
             verdict = replace(verdict, action="no_plan", moves_baseline=False)
             new_baseline = None
+        elif verdict.action == rules.BILL and closed:
+            # the account is closed: nothing to post to; the baseline moves (the next
+            # account starts from here) and an admin sees the unbilled usage
+            events.append(self._event(m, f"closed:{r.seq}", "reading_after_close", "账户已销户，表计仍有用量，未计费",
+                                      {"seq": r.seq, "account_id": m.account_id,
+                                       "quantity": str(verdict.quantity), "total": str(r.total)}))
+            verdict = replace(verdict, action="unbilled_closed")
         elif verdict.action == rules.BILL:  # (meter-side billing: no charge, the meter holds the money)
             charge = outcome.charge
         elif verdict.is_anomaly:

@@ -208,3 +208,27 @@ def test_admin_settings_recut_and_are_audited(clock):
     Control(LedgerService(), clock).credit(account_id=acct, entry_id="pay:k1", kind="recharge", amount=1000,
                                            cause="order:k1", actor="wechatpay")
     assert [c["op"] for c in site.take_commands()] == ["CLOSE"]
+
+
+def test_reading_on_a_closed_account_moves_the_baseline_unbilled(clock):
+    """A meter still on a closed account (moved out, no new tenant) keeps reporting: the
+    usage has nobody to post to, so the baseline moves without a posting and an admin sees
+    a reading_after_close event with the quantity; the queue does not retry it forever."""
+    from core.domain.ledger import ACCOUNT_CLOSED
+    from core.store import directory as dstore
+
+    w = Metered()
+    acct = w.account(opening=3000)
+    meter = w.meter(acct)
+    site = w.sim()
+    site.add(SimMeter(meter))
+    site.send_readings([reading(meter, 1, 0, "1000.00"), reading(meter, 2, 1, "1002.00")], clock.now)
+    deliver()
+    assert LedgerService().balance(acct) == 2800  # 30.00 - 2 kWh x 1.00 yuan (the warm consumer knows the meter)
+    dstore.set_account_settings(acct, status=ACCOUNT_CLOSED)  # closed under the warm consumer
+    site.send_readings([reading(meter, 3, 2, "1003.50")], clock.now)
+    deliver()
+    assert LedgerService().balance(acct) == 2800 and len(LedgerService().entries(acct)[0]) == 2  # no posting
+    assert meters_store.load_meter(meter).baseline.total == Decimal("1003.50")  # the next account starts here
+    [after] = [e for e in estore.events_of(Subject.meter(meter)) if e.type == "reading_after_close"]
+    assert after.data["quantity"] == "1.50" and after.data["account_id"] == acct
