@@ -76,6 +76,11 @@ class Settings:
     order_limit_per_openid: int = field(default=10, metadata=_at_least(1))
     order_limit_per_ip: int = field(default=30, metadata=_at_least(1))
     order_limit_window_seconds: int = field(default=600, metadata=_at_least(1))
+    # one-time SMS codes for binding by phone + room (docs/tenant-auth.md "Bindings", "Limits")
+    otp_limit_per_phone: int = field(default=5, metadata=_at_least(1))
+    otp_limit_per_openid: int = field(default=10, metadata=_at_least(1))
+    otp_limit_per_ip: int = field(default=30, metadata=_at_least(1))
+    otp_limit_window_seconds: int = field(default=3600, metadata=_at_least(1))
     # proxies that append to X-Forwarded-For after the client: 1 = CloudFront in front of an
     # edge-optimized API Gateway (zappa's default); the client is the entry before them
     client_ip_proxy_hops: int = field(default=1, metadata=_at_least(0))
@@ -109,6 +114,7 @@ class Settings:
     audit_batch_size: int = field(default=100, metadata=_at_least(1))
     audit_queue_url: str = ""  # serverless.yml: !Ref LedgerAuditQueue; locally found by name
     notify_queue_url: str = ""  # notification jobs (serverless.yml: !Ref NotificationsQueue); locally found by name
+    month_end_queue_url: str = ""  # month-end fan-out (serverless.yml: !Ref MonthEndQueue); locally found by name
     # console
     default_property: str = ""
     # secrets: ids (names or ARNs) in Secrets Manager, never values
@@ -258,6 +264,7 @@ TENANT_LOGIN = needs(secrets=("jwt", "wechat"))
 TENANT_OAUTH = needs(secrets=("wechat_oa",))  # the official account's web authorization (H5 login)
 LEDGER_AUDIT = needs(("audit_queue_url",))
 NOTIFY_QUEUE = needs(("notify_queue_url",))  # the notification router and sender (docs/notifications.md)
+MONTH_END_QUEUE = needs(("month_end_queue_url",))  # month-end's fan-out (docs/billing.md "Month-end at scale")
 CONSOLE = needs(secrets=("console",))  # signs the console's session cookies and CSRF tokens
 # sends through the channel port (core/integrations/channels.py): mini-program subscribe messages,
 # the official account's template messages, SMS (email: SES through the role; voice: none yet)

@@ -48,6 +48,18 @@ def actions():
     return services._service(SERVICE_KEY, make)
 
 
+def deposits():
+    """The Deposits service (押金, docs/billing.md) on the same Control as the room actions."""
+    control, clock = actions().control, actions().clock
+
+    def make():
+        from core.services.deposits import Deposits
+
+        return Deposits(control, clock)
+
+    return services._service("feikong.deposits", make)
+
+
 def _who():
     from core.services.room_actions import Who
 
@@ -71,6 +83,10 @@ def panel_context(property_id: str, building_id: str, room_id: str, account_id: 
     who = current_admin()
     data = actions().panel(property_id, building_id, room_id, account_id)
     now = actions().clock()
+    if data.get("account") is not None:  # the deposit held (押金, docs/billing.md)
+        from core.services.deposits import of_account
+
+        data["deposit"] = of_account(data["account"].account_id)
     return {
         **data, "property_id": property_id,
         "can_operate": who.can("operate"), "can_money": who.can("money"),
@@ -239,6 +255,23 @@ def _keep_supply(pid, b, r, f, a):
         actions().settings(_who(), pid, _account(f), keep_supply=keep)
 
 
+@_page_route("deposit-take", "money", "已收取押金")
+def _deposit_take(pid, b, r, f, a):
+    deposits().take(current_admin(), pid, _account(f), _yuan(f.get("amount"), "押金金额", "amount"),
+                    f.get("method", ""), f.get("receipt_no", ""), f.get("memo", ""), client_ip())
+
+
+@_page_route("deposit-refund", "money", "已退还押金")
+def _deposit_refund(pid, b, r, f, a):
+    deposits().refund(current_admin(), pid, _account(f), _yuan(f.get("amount"), "退还金额", "amount"),
+                      f.get("method", ""), f.get("receipt_no", ""), f.get("memo", ""), client_ip())
+
+
+@_page_route("payment-mode", "operate", "付费方式已保存")
+def _payment_mode(pid, b, r, f, a):
+    actions().settings(_who(), pid, _account(f), payment_mode=f.get("payment_mode", ""))
+
+
 @_page_route("relay", "operate", "命令已下发")
 def _relay(pid, b, r, f, a):
     op = f.get("op", "")
@@ -375,6 +408,41 @@ def api_tariff(property_id: str, meter_id: str):
     return jsonify(_meter_json(actions().assign_tariff(_who(), property_id, meter_id, json_object().get("plan_id"))))
 
 
+def _movement_json(m) -> dict:
+    return {"movement_id": m.movement_id, "kind": m.kind, "amount": m.amount, "method": m.method, "ref": m.ref,
+            "at": m.at, "duplicate": m.duplicate}
+
+
+@bp.get(f"{API}/accounts/<account_id>/deposit")
+@api_doc("账户押金：当前余额与收退记录", tags=TAGS, responses={200: "押金（分）与记录"})
+@admin_required("view")
+def api_deposit(property_id: str, account_id: str):
+    return jsonify(deposits().view(property_id, account_id))
+
+
+@bp.post(f"{API}/accounts/<account_id>/deposit/<kind>")
+@api_doc("押金：收取（take）、退还（refund，现金或转账，不超过押金余额）或抵扣入余额（apply）；按收据号 / ref 幂等",
+         tags=TAGS, body={"type": "object", "properties": {
+             "amount": AMOUNT, "method": {"enum": ["cash", "bank"]}, "receipt_no": RECEIPT,
+             "ref": {"type": "string", "description": "apply：抵扣的事由编号（如 close）"}, "memo": {"type": "string"}}},
+         responses={201: "押金记录"})
+@admin_required("money")
+def api_deposit_move(property_id: str, account_id: str, kind: str):
+    body = json_object()
+    d = deposits()
+    if kind == "apply":
+        m, entry = d.apply(current_admin(), property_id, account_id, body.get("ref") or "", _int(body, "amount", False),
+                           ip=client_ip())
+        return jsonify({"movement": _movement_json(m) if m else None, "entry": _entry(entry) if entry else None,
+                        "held": d.view(property_id, account_id)["held"]}), 201
+    if kind not in ("take", "refund"):
+        raise ValidationError("押金操作只能是 take、refund 或 apply", code="deposit_kind_invalid", field="kind")
+    move = d.take if kind == "take" else d.refund
+    m = move(current_admin(), property_id, account_id, _int(body, "amount"), body.get("method"), body.get("receipt_no"),
+             body.get("memo") or "", client_ip())
+    return jsonify({"movement": _movement_json(m), "held": d.view(property_id, account_id)["held"]}), 201
+
+
 @bp.post(f"{API}/accounts/<account_id>/counter-recharges")
 @api_doc("柜台现金充值（按收据号幂等；余额回到复电线以上时立即合闸）", tags=TAGS,
          body=_obj(["amount"], amount=AMOUNT, receipt_no=RECEIPT), responses={201: "入账分录与收据"})
@@ -420,17 +488,17 @@ def api_refundable(property_id: str, account_id: str):
          body={"type": "object", "properties": {
              "overdraft_limit": {"type": "integer", "minimum": 0}, "restore_line": {"type": "integer"},
              "alarm_levels": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
-             "keep_supply": {"type": "boolean"}}},
+             "keep_supply": {"type": "boolean"}, "payment_mode": {"type": "string", "enum": ["prepaid", "postpaid"]}}},
          responses={200: "设置后的账户"})
 @admin_required("operate")
 def api_settings(property_id: str, account_id: str):
     b = json_object()
-    unknown = set(b) - {"overdraft_limit", "restore_line", "alarm_levels", "keep_supply"}
+    unknown = set(b) - {"overdraft_limit", "restore_line", "alarm_levels", "keep_supply", "payment_mode"}
     if unknown:
         raise ValidationError(f"未知的设置项：{', '.join(sorted(unknown))}", code="field_unknown")
     return jsonify(actions().settings(_who(), property_id, account_id, overdraft_limit=b.get("overdraft_limit"),
                                       restore_line=b.get("restore_line"), alarm_levels=b.get("alarm_levels"),
-                                      keep_supply=b.get("keep_supply")))
+                                      keep_supply=b.get("keep_supply"), payment_mode=b.get("payment_mode")))
 
 
 @bp.put(f"{API}/meters/<meter_id>/keep-supply")
@@ -493,3 +561,164 @@ def api_close(property_id: str, account_id: str):
     b = json_object()
     no = b.get("receipt_no") or new_receipt_no(actions().clock())
     return jsonify(actions().close_account(_who(), property_id, account_id, b.get("method"), no))
+
+
+# --- move-out settlement, transfer, move-in (退租结算、过户、新装; docs/billing.md) ---------------------
+
+
+def _settle_inputs(src) -> dict:
+    """The settlement's inputs from a form or a query string (or a JSON body)."""
+    from core.services.move_out import Transfer
+
+    get = src.get
+    readings = get("readings") if isinstance(get("readings"), dict) else {
+        k[2:]: v for k, v in src.items() if k.startswith("r_") and str(v).strip()}
+    transfer = None
+    if get("transfer") in (True, "1", "on", "true") or isinstance(get("transfer"), dict):
+        t = get("transfer") if isinstance(get("transfer"), dict) else src
+        deposit = t.get("deposit") or 0
+        if not isinstance(deposit, int) or isinstance(deposit, bool):
+            deposit = _yuan(deposit, "新租户押金", "deposit") if str(deposit).strip() not in ("", "0") else 0
+        transfer = Transfer(t.get("phone") or "", t.get("tenant_name") or "", deposit, t.get("deposit_receipt") or "",
+                            t.get("deposit_method") or "cash")
+    return {"day": get("day") or "", "method": get("method") or "", "receipt_no": get("receipt_no") or "",
+            "readings": readings, "transfer": transfer}
+
+
+def _settlement_page(property_id: str, building_id: str, room_id: str, *, error: str = "", status: int = 200):
+    from core.domain.room_actions import new_receipt_no
+
+    account_id = request.values.get("account") or request.values.get("account_id") or None
+    data = actions().panel(property_id, building_id, room_id, account_id)
+    account = data.get("account")
+    mo = actions().move_out
+    preview, pending = None, None
+    values = request.values.to_dict()
+    if account is not None:
+        pending = mo.pending(property_id, account.account_id)
+        if values.get("day") and not error:
+            try:
+                kw = _settle_inputs(request.values)
+                if kw["method"] != "cash":
+                    kw["receipt_no"] = "PREVIEW0"
+                preview = mo.preview(property_id, account.account_id, **kw)
+            except (ValidationError, Conflict) as e:
+                error, status = e.message, 422
+    now = actions().clock()
+    return render_template(
+        "console/settlement.html", property_id=property_id, building_id=building_id, room_id=room_id,
+        nav_active="rooms", room=data["room"], account=account, state=data.get("state"), meters=data.get("meters", []),
+        orders=data.get("orders", []), tenant=data.get("tenant"), preview=preview, pending=pending, values=values,
+        error=error, today=mo.today().isoformat(), receipt_no=values.get("receipt_no") or new_receipt_no(now),
+        can_settle=current_admin().can("operate") and current_admin().can("money"),
+        deposit=(deposits().of_account(account.account_id) if account is not None else None)), status
+
+
+@bp.get(f"{PAGE}/settlement")
+@admin_required("operate")
+def settlement_page(property_id: str, building_id: str, room_id: str):
+    """退租结算 / 过户: the form; with ?day=... the settlement as it would come out (预览)."""
+    return _settlement_page(property_id, building_id, room_id)
+
+
+@bp.post(f"{PAGE}/settlement/read-now")
+@admin_required("operate")
+def settlement_read_now(property_id: str, building_id: str, room_id: str):
+    from flask import redirect
+
+    account_id = _account(request.form)
+    actions().move_out.read_now(_who(), property_id, account_id)
+    return redirect(url_for("console_actions.settlement_page", property_id=property_id, building_id=building_id,
+                            room_id=room_id, account=account_id, read="1"), 303)
+
+
+@bp.post(f"{PAGE}/settlement")
+@admin_required("operate")
+def settlement_confirm(property_id: str, building_id: str, room_id: str):
+    """确认结算: settle (or transfer), then the statement (结算单)."""
+    from flask import redirect
+
+    _need("money")
+    account_id = _account(request.form)
+    try:
+        actions().settle(_who(), property_id, account_id, **_settle_inputs(request.form))
+    except (ValidationError, Conflict) as e:
+        return _settlement_page(property_id, building_id, room_id, error=e.message, status=422)
+    return redirect(url_for("console_actions.settlement_statement", property_id=property_id, account_id=account_id),
+                    303)
+
+
+@bp.get("/p/<property_id>/settlements/<account_id>")
+@admin_required("view")
+def settlement_statement(property_id: str, account_id: str):
+    """The settlement statement (结算单), printable."""
+    from core.services.move_out import statement
+
+    return render_template("console/settlement_statement.html", property_id=property_id, nav_active="rooms",
+                           s=statement(property_id, account_id))
+
+
+SETTLE_BODY = {"type": "object", "required": ["day", "method"], "properties": {
+    "day": {"type": "string", "format": "date", "description": "退租日期（租户最后一天，含）"},
+    "method": {"enum": ["cash", "wechat"], "description": "余额退款方式"}, "receipt_no": RECEIPT,
+    "readings": {"type": "object", "additionalProperties": {"type": "string"},
+                 "description": "离线表计的人工止码：表计编号 -> 读数（不填则以最近一次抄表为止码）"},
+    "transfer": {"type": "object", "description": "过户：新租户（手机号、姓名，可同时收取押金，分）",
+                 "properties": {"phone": {"type": "string"}, "tenant_name": {"type": "string"},
+                                "deposit": {"type": "integer", "minimum": 0},
+                                "deposit_receipt": {"type": "string"},
+                                "deposit_method": {"enum": ["cash", "bank"]}}}}}
+
+
+@bp.post(f"{API}/accounts/<account_id>/settlement/preview")
+@api_doc("退租结算预览：止码计费、费用项按天折算、押金抵扣、退款或欠费（不写入任何数据）", tags=TAGS, body=SETTLE_BODY,
+         responses={200: "结算单（预览）"})
+@admin_required("operate")
+def api_settlement_preview(property_id: str, account_id: str):
+    kw = _settle_inputs(json_object())
+    if kw["method"] != "cash":
+        kw["receipt_no"] = "PREVIEW0"
+    return jsonify(actions().move_out.preview(property_id, account_id, **kw))
+
+
+@bp.post(f"{API}/accounts/<account_id>/settlement")
+@api_doc("退租结算 / 过户（需运营与财务权限）：每一步幂等，中断后再次提交即完成同一结算", tags=TAGS, body=SETTLE_BODY,
+         responses={200: "结算单"})
+@admin_required("operate")
+def api_settlement(property_id: str, account_id: str):
+    _need("money")
+    return jsonify(actions().settle(_who(), property_id, account_id, **_settle_inputs(json_object())))
+
+
+@bp.get(f"{API}/accounts/<account_id>/settlement")
+@api_doc("账户的结算单", tags=TAGS, responses={200: "结算单", 404: "没有结算单"})
+@admin_required("view")
+def api_settlement_get(property_id: str, account_id: str):
+    from core.services.move_out import statement
+
+    return jsonify(statement(property_id, account_id))
+
+
+@bp.post(f"{API}/accounts/<account_id>/settlement/read-now")
+@api_doc("立即抄表：向账户的每块表下发 READ_NOW（读数经网关回传后按常规计费）", tags=TAGS, responses={201: "命令编号"})
+@admin_required("operate")
+def api_settlement_read_now(property_id: str, account_id: str):
+    return jsonify({"commands": actions().move_out.read_now(_who(), property_id, account_id)}), 201
+
+
+@bp.post(f"{API}/rooms/<building_id>/<room_id>/move-in")
+@api_doc("新装（入住）：开户、收取押金、费用项自入住日按天折算起收", tags=TAGS,
+         body=_obj(["phone"], phone={"type": "string"}, tenant_name={"type": "string"},
+                   day={"type": "string", "format": "date"}, deposit={"type": "integer", "minimum": 0},
+                   deposit_method={"enum": ["cash", "bank"]}, deposit_receipt={"type": "string"}),
+         responses={201: "新账户与已应用的费用"})
+@admin_required("operate")
+def api_move_in(property_id: str, building_id: str, room_id: str):
+    b = json_object()
+    deposit = _int(b, "deposit", False) or 0
+    if deposit:
+        _need("money")
+    return jsonify(actions().move_out.move_in(_who(), property_id, building_id, room_id, phone=b.get("phone"),
+                                              tenant_name=b.get("tenant_name") or "", day=b.get("day"),
+                                              deposit=deposit, deposit_method=b.get("deposit_method") or "cash",
+                                              deposit_receipt=b.get("deposit_receipt") or "")), 201

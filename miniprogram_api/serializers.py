@@ -7,14 +7,16 @@ Money goes out twice: `*_fen` (integer fen, for programs) and a yuan string (for
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, StrictInt
 
-from core.domain.directory import Account as DirectoryAccount
 from core.domain.money import yuan
-from core.domain.payments import Order as PaymentOrder
 from miniprogram_api.tenant_spec import ApiModel
+
+if TYPE_CHECKING:  # type hints only: not imported on the tenant API's cold start (docs/cold-start.md)
+    from core.domain.directory import Account as DirectoryAccount
+    from core.domain.payments import Order as PaymentOrder
 
 Model = ApiModel  # the tenant API's models: validators built on first use (tenant_spec.py)
 

@@ -21,17 +21,38 @@ from miniprogram_api.tenant_spec import TENANT_AUTH_ATTR, ErrorBody, docs_page, 
 bp = Blueprint("tenant", __name__, url_prefix="/api/v1")
 
 
-def tenant_required(view: Callable) -> Callable:
+def tenant_required(view: Callable | None = None, *, deferred: bool = False) -> Callable:
     """The request must carry a live session's access token (from /api/v1/login or
     /api/v1/token/refresh); the view finds the tenant's WeChat openid in g.openid and the
     caller in g.caller. Otherwise a 401 JSON error (docs/tenant-auth.md). Put it between
-    the route decorator and @spec.validate (tenant_spec.py)."""
+    the route decorator and @spec.validate (tenant_spec.py).
+
+    `@tenant_required(deferred=True)`, for reads without side effects only: the token is
+    verified before the view, and the session's liveness is checked by the view's first
+    access check (core.services.tenancy) in the same BatchGet as the membership or the
+    accounts (g.caller is then the pending session). Safety net: if the view returned or
+    failed without that check, one GetItem checks the session afterwards and a dead session
+    turns the answer, whatever it was, into the 401."""
+    if view is None:
+        return lambda v: tenant_required(v, deferred=deferred)
 
     @wraps(view)
     def checked(*args, **kwargs):
-        g.caller = tenant_auth().authenticate(request.headers.get("Authorization"))
-        g.openid = g.caller.openid
-        return view(*args, **kwargs)
+        auth = tenant_auth()
+        if not deferred:
+            g.caller = auth.authenticate(request.headers.get("Authorization"))
+            g.openid = g.caller.openid
+            return view(*args, **kwargs)
+        pending = auth.defer(request.headers.get("Authorization"))
+        g.caller, g.openid = pending, pending.openid
+        with auth.deferring(pending):
+            try:
+                answer = view(*args, **kwargs)
+            except Exception:
+                auth.settle(pending)  # a dead session's 401 wins over the view's error (a 404, a 400)
+                raise
+        auth.settle(pending)  # a no-op when the view's read checked it
+        return answer
 
     setattr(checked, TENANT_AUTH_ATTR, True)
     return checked
@@ -110,7 +131,7 @@ def _reads():
 
 
 @bp.get("/accounts")
-@tenant_required
+@tenant_required(deferred=True)
 @spec.validate(resp=Response(HTTP_200=s.AccountList), tags=["账户"])
 def my_accounts():
     """My accounts, at every property: balance, supply, alarm level, forecast."""
@@ -118,7 +139,7 @@ def my_accounts():
 
 
 @bp.get("/accounts/<account_id>")
-@tenant_required
+@tenant_required(deferred=True)
 @spec.validate(resp=Response(HTTP_200=s.Account, HTTP_404=ErrorBody), tags=["账户"])
 def one_account(account_id: str):
     """One of my accounts."""
@@ -126,7 +147,7 @@ def one_account(account_id: str):
 
 
 @bp.get("/accounts/<account_id>/meters")
-@tenant_required
+@tenant_required(deferred=True)
 @spec.validate(resp=Response(HTTP_200=s.MeterList, HTTP_404=ErrorBody), tags=["账户"])
 def account_meters(account_id: str):
     """The account's meters: online, last reading, relay state as read back."""
@@ -134,7 +155,7 @@ def account_meters(account_id: str):
 
 
 @bp.get("/accounts/<account_id>/statement")
-@tenant_required
+@tenant_required(deferred=True)
 @spec.validate(query=s.PageQuery, resp=Response(HTTP_200=s.Statement, HTTP_404=ErrorBody), tags=["账单"])
 def account_statement(account_id: str):
     """The account's ledger, newest first, with the cause of every entry (cursor paging)."""
@@ -143,7 +164,7 @@ def account_statement(account_id: str):
 
 
 @bp.get("/accounts/<account_id>/orders")
-@tenant_required
+@tenant_required(deferred=True)
 @spec.validate(query=s.PageQuery, resp=Response(HTTP_200=s.OrderList, HTTP_404=ErrorBody), tags=["充值"])
 def account_orders(account_id: str):
     """The account's recharge orders, newest first, with who paid (cursor paging)."""
@@ -152,7 +173,7 @@ def account_orders(account_id: str):
 
 
 @bp.get("/orders/<out_trade_no>")
-@tenant_required
+@tenant_required(deferred=True)
 @spec.validate(resp=Response(HTTP_200=s.Receipt, HTTP_404=ErrorBody), tags=["充值"])
 def order_receipt(out_trade_no: str):
     """A receipt: the order, who paid, the account and the balance after the credit."""

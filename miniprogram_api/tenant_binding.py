@@ -4,6 +4,9 @@ and "Bindings", docs/tenant-auth.md).
 - POST /login/oauth: a web authorization code (the official account's H5 pages) -> tokens,
   as POST /login answers;
 - POST /bindings: redeem a binding code (or the QR's text) -> membership of the account;
+- POST /bindings/phone-code: a one-time code by SMS to the room's tenant's phone (the same
+  answer whether or not the phone matched the room);
+- POST /bindings/phone: the code typed back -> membership of the account, as POST /bindings;
 - GET /accounts/<account_id>/members: the account's WeChat users (roommates);
 - DELETE /bindings/<account_id>: leave an account.
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import Field
 from spectree import Response
 
@@ -59,6 +62,29 @@ class BindRequest(ApiModel):
     property_id: str | None = Field(None, description="可选：当前页面所属物业；其他物业的绑定码将被拒绝")
     error_codes: ClassVar[dict] = {"code": ("binding_code_invalid", "绑定码格式无效（8 位字母或数字）"),
                                    "property_id": ("property_id_invalid", "property_id 无效")}
+
+
+class PhoneCodeRequest(ApiModel):
+    property_id: str = Field(description="物业编号（页面或小程序所属物业）")
+    building_id: str | None = Field(None, description="可选：楼栋编号；不填时在整个物业中按房间号查找")
+    room: str = Field(description="房间编号或租户熟知的房间名称，如 B-201")
+    phone: str = Field(description="租户在物业登记的手机号（11 位中国大陆手机号，可带 +86）")
+    error_codes: ClassVar[dict] = {"property_id": ("property_id_invalid", "property_id 无效"),
+                                   "building_id": ("building_id_invalid", "building_id 无效"),
+                                   "room": ("room_invalid", "请填写房间号（如 B-201）"),
+                                   "phone": ("phone_invalid", "手机号格式无效，请填写 11 位中国大陆手机号")}
+
+
+class PhoneCodeSent(ApiModel):
+    message: str = Field(description="若手机号与房间登记信息一致，验证码已发送（是否一致都是这句）")
+    resend_after: int = Field(description="多少秒后可以重新获取（60）")
+    expires_in: int = Field(description="验证码有效秒数（300）")
+
+
+class PhoneBindRequest(PhoneCodeRequest):
+    code: str = Field(description="短信中的 6 位数字验证码")
+    error_codes: ClassVar[dict] = {**PhoneCodeRequest.error_codes,
+                                   "code": ("phone_code_format", "请输入短信中的 6 位数字验证码")}
 
 
 class Binding(ApiModel):
@@ -106,6 +132,38 @@ def bind():
 
         require_id(body.property_id, "property_id")
     return Binding.model_validate(bindings.redeem_binding_code(body.code, g.openid, property_id=body.property_id)), 201
+
+
+def phone_binding():
+    """The phone-binding service of this app (a test may place its own, with its clock, in
+    app.extensions["feikong.phone_binding"] before the first request)."""
+    found = current_app.extensions.get("feikong.phone_binding")
+    if found is None:
+        from core.services.phone_binding import PhoneBinding
+
+        found = current_app.extensions.setdefault("feikong.phone_binding", PhoneBinding())
+    return found
+
+
+@bp.post("/bindings/phone-code")
+@tenant_required
+@spec.validate(json=PhoneCodeRequest, resp=Response(HTTP_200=PhoneCodeSent, HTTP_429=ErrorBody), tags=["绑定"])
+def phone_code():
+    """Ask for a one-time code by SMS to bind by phone + room: sent only when the phone is the
+    room's tenant's, and the answer is the same either way (nothing to enumerate)."""
+    body: PhoneCodeRequest = request.context.json
+    return PhoneCodeSent.model_validate(
+        phone_binding().request_code(g.openid, body.property_id, body.building_id, body.room, body.phone))
+
+
+@bp.post("/bindings/phone")
+@tenant_required
+@spec.validate(json=PhoneBindRequest, resp=Response(HTTP_201=Binding), tags=["绑定"])
+def bind_by_phone():
+    """Bind to the room's account with the code from the SMS (at most 5 tries, 5 minutes, once)."""
+    body: PhoneBindRequest = request.context.json
+    answer = phone_binding().bind(g.openid, body.property_id, body.building_id, body.room, body.phone, body.code)
+    return Binding.model_validate(answer), 201
 
 
 @bp.get("/accounts/<account_id>/members")

@@ -131,7 +131,7 @@ def _report(r) -> UsageReport:
 
 
 @bp.get("/accounts/<account_id>/usage")
-@tenant_required
+@tenant_required(deferred=True)
 @spec.validate(query=UsageQuery, resp=Response(HTTP_200=UsageReport, HTTP_404=ErrorBody), tags=TAGS)
 def account_usage(account_id: str):
     """An account's usage and cost by day, month or year, with the time-of-use split.
@@ -143,7 +143,7 @@ def account_usage(account_id: str):
 
 
 @bp.get("/meters/<meter_id>/usage")
-@tenant_required
+@tenant_required(deferred=True)
 @spec.validate(query=UsageQuery, resp=Response(HTTP_200=UsageReport, HTTP_404=ErrorBody), tags=TAGS)
 def meter_usage(meter_id: str):
     """One meter's usage and cost by day, month or year (same ranges as the account's)."""
@@ -152,7 +152,7 @@ def meter_usage(meter_id: str):
 
 
 @bp.get("/accounts/<account_id>/realtime")
-@tenant_required
+@tenant_required(deferred=True)
 @spec.validate(resp=Response(HTTP_200=RealtimeValues, HTTP_404=ErrorBody), tags=TAGS)
 def realtime(account_id: str):
     """Each meter's latest power and today's usage and cost."""

@@ -56,6 +56,19 @@ ACTION_NAMES: dict[str, str] = {
     # tenant refund requests (core/services/refund_requests.py)
     "refund_request_approve": "同意退款申请",
     "refund_request_reject": "驳回退款申请",
+    # common-area apportionment (core/services/apportion.py)
+    "apportion_group_created": "新建公摊组",
+    "apportion_group_updated": "修改公摊组",
+    "apportion_approved": "审批公摊入账",
+    # deposits (core/services/deposits.py)
+    "deposit_take": "收取押金",
+    "deposit_refund": "退还押金",
+    "deposit_apply": "押金抵扣",
+    # move-out and transfer (core/services/move_out.py)
+    "settlement_started": "开始退租结算",
+    "settlement_done": "退租结算完成",
+    "settlement_refunding": "退租结算（待结清）",
+    "read_now": "立即抄表",
 }
 
 MAX_VALUE_BYTES = 8_000  # before / after, each, as JSON

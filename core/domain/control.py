@@ -9,7 +9,8 @@ account's allowed overdraft), after an optional grace delay, never inside a prot
 window (night hours, weekends, statutory holidays — each a property setting) and never
 for keep-supply (保电) accounts or meters; a cut that may not run now stays pending and
 runs when the window ends. Supply is restored as soon as the balance is above the
-restore line.
+restore line. Post-paid (后付费) accounts are never below the line: they are billed each
+period instead (docs/billing.md), and a cut in place when one turns post-paid is restored.
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ class ControlView:
     cut_state: str = CUT_NONE
     cut_due_at: str = ""
     restore_line: int = 0
+    postpaid: bool = False  # 后付费 (docs/billing.md): billed each period, never cut for money
 
     @property
     def cut_line(self) -> int:
@@ -216,8 +218,12 @@ class ControlDecision:
 
 def decide(view: ControlView, settings: ProtectionSettings, now: datetime) -> ControlDecision:
     """Where the account's supply should be heading, given its balance now."""
-    below = view.balance < view.cut_line
+    # a post-paid account is never below the line: what it owes is billed, not cut for;
+    # a cut in place when it turns post-paid is restored
+    below = view.balance < view.cut_line and not view.postpaid
     if view.cut_state == CUT_DONE:
+        if view.postpaid:
+            return ControlDecision(CUT_NONE, restore_now=True, changed=True, reason="postpaid")
         if view.balance > max(view.restore_line, view.cut_line):
             return ControlDecision(CUT_NONE, restore_now=True, changed=True, reason="balance above restore line")
         return ControlDecision(CUT_DONE)

@@ -33,6 +33,20 @@ class BillingMode(StrEnum):
     METER = "meter"  # the meter keeps the money (电费下发到电表); the cloud mirrors it
 
 
+class PaymentMode(StrEnum):
+    """How an account pays (docs/billing.md): not the meter's BillingMode (where the money is kept)."""
+
+    PREPAID = "prepaid"  # 预付费: the balance pays; below the cut-off line the supply is cut
+    POSTPAID = "postpaid"  # 后付费: rated alike, never cut for money; billed each period
+
+
+def require_payment_mode(value: object) -> str:
+    if value not in tuple(PaymentMode):
+        raise ValidationError("付费方式只能是 prepaid（预付费）或 postpaid（后付费）", code="payment_mode_invalid",
+                              field="payment_mode")
+    return str(value)
+
+
 class RelayState(StrEnum):
     CLOSED = "closed"  # supply on (valve open for water)
     OPEN = "open"  # supply cut (relay tripped / valve closed)
@@ -140,6 +154,7 @@ class Account:
     restore_line: int = 0  # fen: a cut supply comes back above it (and above the cut-off line)
     alarm_levels: tuple[int, ...] = ()  # fen, descending; () = the defaults (core/domain/control.py)
     cut_due_at: str = ""  # when a pending cut runs (cut_state "pending")
+    payment_mode: str = PaymentMode.PREPAID  # prepaid | postpaid (后付费: never cut for money; docs/billing.md)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from core.domain.errors import ValidationError
 from core.domain.money import yuan
 
 PENDING, PAID, CLOSED = "PENDING", "PAID", "CLOSED"
+RECHARGE, BILL = "recharge", "bill"  # an order's purpose
 ORDER_STATES = (PENDING, PAID, CLOSED)
 REFUND_PROCESSING, REFUND_SUCCESS, REFUND_FAILED = "PROCESSING", "SUCCESS", "FAILED"
 NOTIFICATION_MAX_SKEW = timedelta(minutes=5)
@@ -70,6 +71,8 @@ class Order:
     refunded: int = 0  # fen refunded or being refunded
     receipt_no: str = ""
     actor: str = ""
+    purpose: str = RECHARGE  # recharge | bill (paying a bill: docs/billing.md)
+    bill_id: str = ""  # the bill an order of purpose "bill" pays
 
 
 @dataclass(frozen=True)
@@ -148,4 +151,18 @@ def timestamp_fresh(timestamp: object, now: datetime) -> bool:
 
 
 def refundable(order: Order) -> int:
+    """What of a recharge may go back by WeChat refund. A bill's payment is not refunded this
+    way (it paid a bill, not the balance; its excess, credited to the balance, is refunded
+    from the balance like any money there)."""
+    if order.purpose != RECHARGE:
+        return 0
     return order.amount - order.refunded if order.status == PAID else 0
+
+
+def bill_settlement(order_amount: int, bill_state: str | None, total: int, paid: int) -> tuple[int, int]:
+    """(to the bill, to the prepaid balance) of a paid bill order: at most what the bill still
+    owes, and only while it is issued; the rest (paid at the counter meanwhile, or the bill
+    gone) is credited to the account's prepaid balance, so money received is never lost."""
+    owed = max(0, total - paid) if bill_state == "issued" else 0
+    to_bill = min(order_amount, owed)
+    return to_bill, order_amount - to_bill

@@ -50,9 +50,9 @@ def restore_line(restore_line_fen: int, overdraft_limit: int) -> int:
 
 
 def supply(cut_state: str, cut_due_at: str, balance: int, overdraft_limit: int, restore_line_fen: int,
-           keep_supply: bool, tz: str = "Asia/Shanghai") -> Supply:
+           keep_supply: bool, tz: str = "Asia/Shanghai", *, postpaid: bool = False) -> Supply:
     """The account's supply as its tenant reads it: on, pending (a cut is due: when) or cut
-    (and what brings it back)."""
+    (and what brings it back). A post-paid (后付费) account is never cut for money."""
     line = -overdraft_limit
     line_text = f"断电线 {yuan(line)} 元" + (f"（可透支 {yuan(overdraft_limit)} 元）" if overdraft_limit else "")
     if cut_state == CUT_DONE:
@@ -63,6 +63,8 @@ def supply(cut_state: str, cut_due_at: str, balance: int, overdraft_limit: int, 
         when = f"预计 {local_time(cut_due_at, tz)} 停止供电" if cut_due_at else "保护时段结束后停止供电"
         return Supply(SUPPLY_PENDING, "即将停止供电",
                       f"余额 {yuan(balance)} 元低于{line_text}；宽限期或保护时段内暂不断电，{when}，请尽快充值")
+    if postpaid:
+        return Supply(SUPPLY_ON, "正常供电", "后付费：按期出账单，请按时缴纳账单；欠费不会停止供电")
     if keep_supply:
         return Supply(SUPPLY_ON, "正常供电", "本账户为保电账户：余额不足也不会停止供电，请按时充值")
     if balance < line:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.domain.bills import BillLine, Payment
 from core.domain.control import Command
+from core.domain.deposits import Movement
 from core.domain.events import Event, Subject
 from core.domain.meters import MeterUpdate
 from core.domain.payments import Refund
@@ -100,7 +102,55 @@ class AddUsage:
     usage: Usage
 
 
-Write = AddEvent | DecideEvent | MeterUpdate | MoveCarry | MarkPaid | StartRefund | FailRefund | IssueRelay | AddUsage
+@dataclass(frozen=True)
+class AddBillLine:
+    """Put a line on an account's bill (core/domain/bills.py), unless a line with its
+    charge id is there, and add its amount to the bill's total in the same transaction
+    (the bill is created as a draft if it does not exist). `due`: ISO date the bill gets if
+    it has none. `late_fee_before`: for a late fee, the bill's late fee total it was
+    worked out on (the cap holds under concurrent runs)."""
+
+    line: BillLine
+    property_id: str
+    due: str | None = None
+    late_fee_before: int | None = None
+    building_id: str = ""  # the account's room, copied onto a new bill for the console's list
+    room_id: str = ""
+    account_name: str = ""
+
+
+@dataclass(frozen=True)
+class NoBillLine:
+    """A condition only: the account's bill for `period` has no line with this charge id
+    (a deduct-mode charge is either a FEE posting or a bill line, never both twice)."""
+
+    account_id: str
+    period: str
+    charge_id: str
+
+
+@dataclass(frozen=True)
+class MoveDeposit:
+    """A deposit movement (core/domain/deposits.py), unless its id is there, and its amount
+    added to what the account's deposit holds, on the condition that a debit leaves it at
+    zero or above (押金抵扣 joins the ledger credit it pays for this way)."""
+
+    movement: Movement
+
+
+@dataclass(frozen=True)
+class PayBill:
+    """A bill payment (core/domain/bills.py Payment; id = the order's out_trade_no) added to
+    the bill's paid, if the bill is still issued with the total and paid it was read with (so
+    it is never over-paid). Joins the order's MarkPaid: an online bill payment is one transaction."""
+
+    payment: Payment
+    total_before: int
+    paid_before: int
+
+
+Write = (AddEvent | DecideEvent | MeterUpdate | MoveCarry | MarkPaid | StartRefund | FailRefund | IssueRelay | AddUsage
+         | AddBillLine | NoBillLine | MoveDeposit | PayBill)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,15 @@ QUEUES: dict[str, dict] = {
     # stream batches of the events table the router failed on (its on-failure destination:
     # the record names the shard and sequence numbers, docs/operations.md)
     "notify-route-dlq": _DLQ,
+    # month-end (docs/billing.md "Month-end at scale"): one message per property (apportionment
+    # previews, then one per building), per building (charge items, post-paid bills, issuing) and
+    # per property and day (late fees), put by the monthEnd schedules, handled by monthEndWorker
+    "month-end-dlq": _DLQ,
+    "month-end": {
+        "fifo": False,
+        "attributes": {"VisibilityTimeout": "5400", "MessageRetentionPeriod": "1209600", **SSE},  # 6 x worker timeout
+        "dead_letter": {"queue": "month-end-dlq", "max_receive_count": 5},
+    },
     # failed asynchronous invocations (the scheduled functions' on-failure destination in
     # serverless.yml): each message is Lambda's record of the event, the error and the attempts
     "async-dlq": _DLQ,
@@ -139,3 +148,8 @@ def hold(url: str, receipt_handle: str, seconds: int) -> None:
 
 
 MAX_VISIBILITY = 43_200 - 60  # SQS's limit is 12 hours
+
+
+def month_end_url() -> str:
+    """The month-end queue (FEIKONG_MONTH_END_QUEUE_URL: set by serverless.yml; locally found by name)."""
+    return get_settings().month_end_queue_url or _url_by_name("month-end")

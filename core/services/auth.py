@@ -3,8 +3,9 @@
 A wx.login() code (mini-program) or a web authorization code (the official account's H5
 pages, OAuth2) becomes a session: a 15-minute access token (HS256 JWT naming the openid
 and the session) and a rotating refresh token, of which the store keeps only the hash.
-Every request's access token is checked against its session with one consistent read,
-so logout, a detected refresh-token theft or a rebinding stops it at once.
+Every request's access token is checked against its session with one consistent read
+(its own GetItem, or carried in a read's BatchGet: `defer`), so logout, a detected
+refresh-token theft or a rebinding stops it at once.
 
 The session's openid is the WeChat user's key everywhere (memberships, orders): a person
 has one openid in the mini-program and another in the official account, and each is
@@ -40,7 +41,9 @@ from core.domain.sessions import (
 )
 from core.integrations import secrets as secrets_store
 from core.integrations import wechat
+from core.services import tenancy
 from core.services.limits import Limiter
+from core.services.tenancy import PendingSession
 from core.store import memberships as mstore
 from core.store import sessions as sstore
 
@@ -170,6 +173,14 @@ class TenantAuth:
     def authenticate(self, authorization: str | None) -> Caller:
         """The caller of a request with `Authorization: Bearer <access token>`, whose
         session must be live now (one consistent read); otherwise Unauthorized."""
+        pending = self.defer(authorization)
+        self.settle(pending)
+        return Caller(pending.openid, pending.session_id)
+
+    def defer(self, authorization: str | None) -> PendingSession:
+        """The access token's checks that need no I/O (signature, issuer, claims, expiry on
+        the injected clock); the session's liveness is left pending: a read carries it in
+        its own BatchGet (tenancy.deferring), or `settle` checks it. Unauthorized otherwise."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("请先登录", code="unauthorized")
         import jwt
@@ -186,10 +197,22 @@ class TenantAuth:
         now = self.clock()
         if now.timestamp() >= exp:  # checked against the injected clock, not PyJWT's
             raise Unauthorized("登录已过期，请刷新或重新登录", code="token_expired")
-        s = self.sessions.get(openid, sid)
-        if s is None or not s.live(now):
-            raise Unauthorized("登录已失效，请重新登录", code="session_revoked")
-        return Caller(openid, sid)
+        return PendingSession(openid, sid, now)
+
+    def settle(self, pending: PendingSession) -> None:
+        """Check a pending session unless a read has judged it already: one consistent
+        GetItem; Unauthorized (`session_revoked`) unless it exists, is not revoked and has
+        not ended."""
+        if pending.refused:
+            raise tenancy.session_revoked()
+        if not pending.verified:
+            pending.settle(self.sessions.get(pending.openid, pending.session_id))
+
+    @staticmethod
+    def deferring(pending: PendingSession):
+        """A block in which the first access check of pending.openid also checks the
+        session, in the same request (core/services/tenancy.py)."""
+        return tenancy.deferring(pending)
 
     def logout(self, caller: Caller) -> None:
         self.sessions.revoke(caller.openid, caller.session_id, self.clock(), "logout")
@@ -229,6 +252,4 @@ def revoke_openid(openid: str, reason: str, clock: Clock = utcnow, sessions: Mod
 
 def tenant_accounts(openid: str) -> list:
     """The WeChat user's accounts (core/services/tenancy.py accounts_of)."""
-    from core.services import tenancy
-
     return tenancy.accounts_of(openid)

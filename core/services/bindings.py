@@ -70,10 +70,16 @@ def redeem_binding_code(code: object, openid: str, clock: Clock = utcnow, proper
     fresh = b.used_by != openid  # the same user again, while the code is valid, is a retry
     if fresh and (b.used_at or not store.use_binding(code, openid, format_time(now))):
         raise NotFound(INVALID, code="binding_code_invalid")
-    m = Membership(openid, account.account_id, account.property_id, account.tenant_id, format_time(now),
-                   membership_rules.VIA_CODE)
+    return join(openid, account, now, membership_rules.VIA_CODE, {"code": rules.show_binding_code(code)})
+
+
+def join(openid: str, account, now: datetime, via: str, detail: dict) -> dict:
+    """Make `openid` a member of `account` (kept if it is one already) and answer the
+    binding as the API shows it. Audited once (`tenant_bound`, after = via and `detail`):
+    the binding-code path and the phone path (core/services/phone_binding.py) both end here."""
+    m = Membership(openid, account.account_id, account.property_id, account.tenant_id, format_time(now), via)
     if mstore.add(m):
-        _audit("tenant_bound", openid, account, now, after={"via": m.via, "code": rules.show_binding_code(code)})
+        _audit("tenant_bound", openid, account, now, after={"via": m.via, **detail})
     prop, _, _, room = dstore.room_context(account.property_id, account.building_id, account.room_id)
     return {"account_id": account.account_id, "property_id": account.property_id,
             "property_name": prop.name if prop else "", "room_name": room.name if room else account.room_id,

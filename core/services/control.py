@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 
 from core.domain import control as policy
 from core.domain.clock import Clock, utcnow
-from core.domain.directory import RelayState, Site
+from core.domain.directory import PaymentMode, RelayState, Site, require_payment_mode
 from core.domain.errors import Conflict, NotFound, ValidationError, WriteRefused
 from core.domain.events import Event, Subject
 from core.domain.ledger import AccountState, Entry, format_time
@@ -82,6 +82,7 @@ def control_view(state: AccountState, balance: int | None = None) -> policy.Cont
         cut_state=c.get("cut_state") or policy.CUT_NONE,
         cut_due_at=c.get("cut_due_at") or "",
         restore_line=int(c.get("restore_line") or 0),
+        postpaid=c.get("payment_mode") == PaymentMode.POSTPAID,
     )
 
 
@@ -121,11 +122,13 @@ def supply_events(state: AccountState, decision: policy.ControlDecision, at: dat
 def decide_after(state: AccountState, entry: Entry, now: datetime,
                  protection_of: Callable[[str], policy.ProtectionSettings] = protection,
                  ) -> tuple[dict, list[Event], policy.ControlDecision]:
-    """Alarms and supply decision for an account whose balance moves to entry.balance_after."""
+    """Alarms and supply decision for an account whose balance moves to entry.balance_after.
+    A post-paid account gets no low-balance alarms (its bills remind it: docs/billing.md)."""
     config = alarm_config(state)
-    alarm_state, notices = policy.alarms_after(config, state.control.get("alarm_state") or {}, state.balance,
-                                               entry.balance_after, now)
-    alarm_state, repeats = policy.due_repeats(config, alarm_state, entry.balance_after, now)
+    alarm_state, notices, repeats = state.control.get("alarm_state") or {}, [], []
+    if state.control.get("payment_mode") != PaymentMode.POSTPAID:
+        alarm_state, notices = policy.alarms_after(config, alarm_state, state.balance, entry.balance_after, now)
+        alarm_state, repeats = policy.due_repeats(config, alarm_state, entry.balance_after, now)
     decision = policy.decide(control_view(state, entry.balance_after), protection_of(state.property_id), now)
     changes: dict = {}
     if alarm_state != (state.control.get("alarm_state") or {}):
@@ -530,6 +533,7 @@ class Control:
         alarm_levels: list[int] | None = None,
         alarm_repeats: list[int] | None = None,
         keep_supply: bool | None = None,
+        payment_mode: str | None = None,
     ) -> policy.ControlDecision:
         """Change an account's control settings, record who did it, and re-decide its
         supply at once (lowering the overdraft may cut; keep-supply lifted may cut)."""
@@ -546,9 +550,15 @@ class Control:
             alarm_repeats = alarm_repeats or [1] * len(alarm_levels)
         if keep_supply is not None and not isinstance(keep_supply, bool):
             raise ValidationError("保电必须是 true 或 false", code="keep_supply_invalid")
+        if payment_mode is not None:  # 后付费: never cut for money (docs/billing.md)
+            payment_mode = require_payment_mode(payment_mode)
+            if payment_mode == PaymentMode.POSTPAID and self.ledger.state(account_id, fresh=True).control.get(
+                    "meter_side"):
+                raise Conflict("表端计费（电费下发到表）的账户不能设为后付费", code="payment_mode_meter_side")
         changes = {k: v for k, v in {"overdraft_limit": overdraft_limit, "restore_line": restore_line,
                                      "alarm_levels": alarm_levels, "alarm_repeats": alarm_repeats,
-                                     "keep_supply": keep_supply}.items() if v is not None}
+                                     "keep_supply": keep_supply, "payment_mode": payment_mode}.items()
+                   if v is not None}
         if not changes:
             raise ValidationError("没有要修改的设置", code="nothing_to_change")
         self.directory.set_account_settings(account_id, **changes)

@@ -11,21 +11,24 @@ from zoneinfo import ZoneInfo
 from aws_lambda_powertools import Logger
 
 from core.domain import payments as rules
+from core.domain.bills import Payment, parse_bill_id
 from core.domain.clock import Clock, utcnow
-from core.domain.errors import ConditionFailed, Conflict, FeikongError, NotFound, ValidationError
+from core.domain.errors import ConditionFailed, Conflict, FeikongError, NotFound, ValidationError, WriteRefused
 from core.domain.events import Event, Subject
 from core.domain.ledger import Entry, format_time, require_id
 from core.domain.money import require_fen
 from core.domain.payments import Limits, Order, Refund
-from core.domain.writes import FailRefund, MarkPaid, StartRefund
+from core.domain.writes import FailRefund, MarkPaid, PayBill, StartRefund
 from core.integrations import wechatpay
 from core.services import observability, tenancy
 from core.services.control import Control
 from core.services.limits import Limiter
 from core.settings import get_settings
+from core.store import bills as bills_store
 from core.store import directory as dstore
 from core.store import events as events_store
 from core.store import payments as payments_store
+from core.store import unit as unit_store
 
 log = Logger(service="feikong", child=True)
 SH = ZoneInfo("Asia/Shanghai")
@@ -70,9 +73,10 @@ def limits_from_settings() -> Limits:
 class Payments:
     def __init__(self, control: Control | None = None, pay: wechatpay.WeChatPayClient | None = None,
                  clock: Clock = utcnow, limits: Limits | None = None, *, orders=payments_store,
-                 events=events_store, directory=dstore) -> None:
+                 events=events_store, directory=dstore, bills=bills_store, unit=unit_store) -> None:
         self.control = control or Control(clock=clock)
         self.orders, self.events, self.directory = orders, events, directory
+        self.bills, self.unit = bills, unit  # paying a bill online (docs/billing.md)
         self._pay = pay
         self.clock = clock
         self.limits = limits or limits_from_settings()
@@ -99,18 +103,48 @@ class Payments:
         account = tenancy.account_of(openid, account_id)  # 404 for another tenant's account
         if account.status != "OPEN":
             raise Conflict("账户已销户，不能充值", code="account_closed")
+        return self._place(openid, account, amount, f"{account.name} 预付费充值")
+
+    def _place(self, openid: str, account, amount: int, description: str, purpose: str = rules.RECHARGE,
+               bill_id: str = "") -> dict:
+        """An order at WeChat Pay (JSAPI) for a recharge or a bill: the same path for both."""
         now = self.clock()
         order = Order(
             out_trade_no=rules.new_out_trade_no(now.astimezone(SH)), property_id=account.property_id,
-            account_id=account_id, tenant_id=account.tenant_id, openid=openid, amount=amount, status=rules.PENDING,
-            created_at=format_time(now), expires_at=format_time(now + rules.ORDER_TTL),
+            account_id=account.account_id, tenant_id=account.tenant_id, openid=openid, amount=amount,
+            status=rules.PENDING, created_at=format_time(now), expires_at=format_time(now + rules.ORDER_TTL),
+            purpose=purpose, bill_id=bill_id,
         )
         self.orders.create_order(order)
-        prepay_id = self.pay.prepay(order.out_trade_no, amount, openid, f"{account.name} 预付费充值",
+        prepay_id = self.pay.prepay(order.out_trade_no, amount, openid, description,
                                     (now + rules.ORDER_TTL).astimezone(SH).isoformat(timespec="seconds"))
-        log.info("recharge order created", out_trade_no=order.out_trade_no, account_id=account_id, amount=amount)
+        log.info("recharge order created" if purpose == rules.RECHARGE else "bill order created",
+                 out_trade_no=order.out_trade_no, account_id=account.account_id, amount=amount,
+                 bill_id=bill_id or None)
         return {"out_trade_no": order.out_trade_no, "amount": amount, "expires_at": order.expires_at,
                 "pay_params": self.pay.jsapi_params(prepay_id)}
+
+    def create_bill_payment(self, openid: str, bill_id: object) -> dict:
+        """An order paying what an issued bill still owes, by a member of its account (another
+        tenant's bill is a 404, like a missing one). Settled by `settle` as a bill payment."""
+        try:
+            account_id, period = parse_bill_id(bill_id)
+        except ValidationError:
+            raise NotFound("账单不存在", code="bill_not_found") from None
+        self.limiter.order(openid)
+        try:
+            account = tenancy.account_of(openid, account_id)
+        except NotFound:
+            raise NotFound("账单不存在", code="bill_not_found") from None
+        bill = self.bills.get_bill(account_id, period)
+        if bill is None:
+            raise NotFound("账单不存在", code="bill_not_found")
+        if bill.state != "issued":
+            raise Conflict("账单尚未出账，暂不能缴费", code="bill_not_issued")
+        if bill.outstanding <= 0:
+            raise Conflict("账单已缴清", code="bill_paid")
+        return {**self._place(openid, account, bill.outstanding, f"{account.name} {period} 账单缴费", rules.BILL,
+                              bill.bill_id), "bill_id": bill.bill_id}
 
     def order_for_tenant(self, openid: str, out_trade_no: str) -> Order:
         order = self.orders.get_order(rules.check_out_no(out_trade_no, "out_trade_no"))
@@ -165,6 +199,8 @@ class Payments:
             return True, "duplicate"
         paid_at = tx.get("success_time") or format_time(self.clock())
         paid_date = datetime.fromisoformat(paid_at.replace("Z", "+00:00")).astimezone(SH).date().isoformat()
+        if order.purpose == rules.BILL:
+            return self._settle_bill(order, txid, paid_at, paid_date, source)
         try:
             entry = self.control.credit(
                 extras=[MarkPaid(out_trade_no, order.amount, txid, paid_at, paid_date)],
@@ -188,6 +224,50 @@ class Payments:
         log.info("payment credited", out_trade_no=out_trade_no, transaction_id=txid, source=source,
                  duplicate=entry.duplicate, balance_after=entry.balance_after)
         return True, "credited"
+
+    def _settle_bill(self, order: Order, txid: str, paid_at: str, paid_date: str, source: str) -> tuple[bool, str]:
+        """A paid bill order: the bill payment (id = out_trade_no, method wechat) and the order
+        turning PAID in one transaction; what the bill no longer owes (paid at the counter
+        meanwhile) is credited to the prepaid balance as `pay:<transaction_id>` in that same
+        transaction (docs/billing.md). A bill that moved between the read and the write is
+        read again; a duplicate finds the order PAID."""
+        account_id, period = parse_bill_id(order.bill_id)
+        no, now = order.out_trade_no, None
+        for _ in range(5):
+            bill = self.bills.get_bill(account_id, period)
+            to_bill, excess = rules.bill_settlement(order.amount, bill.state if bill else None,
+                                                    bill.total if bill else 0, bill.paid if bill else 0)
+            writes: list = [MarkPaid(no, order.amount, txid, paid_at, paid_date)]
+            if to_bill:
+                writes.append(PayBill(Payment(account_id, period, no, to_bill, "wechat", "wechatpay", paid_at,
+                                              "微信支付缴费"), bill.total, bill.paid))
+            try:
+                if excess:
+                    self.control.credit(extras=writes, account_id=order.account_id, entry_id=f"pay:{txid}",
+                                        kind="recharge", amount=excess, cause=f"order:{no}", actor="wechatpay",
+                                        occurred_at=paid_at, memo="账单缴费超出应缴部分，转入余额")
+                    refused: tuple = ()
+                else:
+                    refused = self.unit.commit(writes)
+            except WriteRefused as e:
+                refused = e.refused
+            except ConditionFailed:
+                refused = (None,)
+            if not refused:
+                observability.count("PaymentsCredited")
+                log.info("bill paid online", out_trade_no=no, transaction_id=txid, bill_id=order.bill_id,
+                         to_bill=to_bill, to_balance=excess, source=source)
+                return True, "credited"
+            now = self.orders.get_order(no)
+            if now is not None and now.status == rules.PAID:
+                if now.transaction_id == txid:
+                    return True, "duplicate"
+                break
+            if not all(r is not None and isinstance(r.write, PayBill) for r in refused):
+                break
+            # the bill moved meanwhile (a counter payment): read it again
+        self._alert(order.property_id, no, "order_state", {"status": now.status if now else ""})
+        return False, "order_state"
 
     def _alert(self, property_id: str, ref: str, reason: str, data: dict, key: str | None = None) -> None:
         """Leave a payment_alert event for a person, once per (reason, key): its id is
@@ -240,7 +320,7 @@ class Payments:
         if order is None or order.property_id != property_id:
             raise NotFound("订单不存在", code="order_not_found")
         amount = require_fen(amount, "amount")
-        if order.status != rules.PAID or order.channel != "wechat":
+        if order.status != rules.PAID or order.channel != "wechat" or order.purpose != rules.RECHARGE:
             raise Conflict("只能退款已支付的微信充值", code="order_not_refundable")
         if amount > rules.refundable(order):
             raise Conflict(f"退款金额超过可退金额 {rules.refundable(order) / 100:.2f} 元", code="refund_too_large",

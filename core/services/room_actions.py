@@ -47,7 +47,8 @@ def snapshot(state: AccountState) -> dict:
     c = state.control
     return {"balance": state.balance, "overdraft_limit": state.overdraft_limit, "status": state.status,
             "keep_supply": bool(c.get("keep_supply")), "restore_line": int(c.get("restore_line") or 0),
-            "alarm_levels": c.get("alarm_levels"), "cut_state": c.get("cut_state") or "none"}
+            "alarm_levels": c.get("alarm_levels"), "cut_state": c.get("cut_state") or "none",
+            "payment_mode": c.get("payment_mode") or "prepaid"}
 
 
 def meter_snapshot(m: Meter) -> dict:
@@ -241,14 +242,15 @@ class RoomActions:
 
     def settings(self, who: Who, property_id: str, account_id: str, *, overdraft_limit: int | None = None,
                  restore_line: int | None = None, alarm_levels: list[int] | None = None,
-                 keep_supply: bool | None = None) -> dict:
-        """Alarm amounts, overdraft, restore line, keep-supply (保电): Control re-decides
-        the supply at once (a lower overdraft may cut; keep-supply lifted may cut)."""
+                 keep_supply: bool | None = None, payment_mode: str | None = None) -> dict:
+        """Alarm amounts, overdraft, restore line, keep-supply (保电), payment mode (后付费:
+        never cut for money): Control re-decides the supply at once (a lower overdraft may
+        cut; keep-supply lifted may cut; turning post-paid restores)."""
         self._open_account(property_id, account_id)
         before = self._state(account_id)
         decision = self.control.configure_account(property_id, account_id, who.actor, overdraft_limit=overdraft_limit,
                                                   restore_line=restore_line, alarm_levels=alarm_levels,
-                                                  keep_supply=keep_supply)
+                                                  keep_supply=keep_supply, payment_mode=payment_mode)
         after = snapshot(self._state(account_id))
         self._record(who, "account_settings", property_id, account_id, snapshot(before), after)
         return {**after, "decision": decision.reason or None}
@@ -341,6 +343,23 @@ class RoomActions:
                      snapshot(before), after)
         return {"account_id": account.account_id, "closed": closed, "refunds": refunds, "tripped": tripped,
                 "balance": after["balance"]}
+
+    # -- move-out settlement, transfer, move-in (core/services/move_out.py) -------------------
+
+    @property
+    def move_out(self):
+        """The move-out settlement (退租结算), transfer (过户) and move-in (新装) service on
+        these room actions (it closes through _close_if_settled, refunds like close_account)."""
+        found = self.__dict__.get("_move_out")
+        if found is None:
+            from core.services.move_out import MoveOut
+
+            found = self.__dict__["_move_out"] = MoveOut(self)
+        return found
+
+    def settle(self, who: Who, property_id: str, account_id: str, **kw) -> dict:
+        """退租结算 (or 过户 with transfer=): core/services/move_out.py MoveOut.settle."""
+        return self.move_out.settle(who, property_id, account_id, **kw)
 
     def _close_if_settled(self, account_id: str) -> bool:
         state = self._state(account_id)

@@ -2,13 +2,18 @@
 meters, its statement and orders, a receipt. Access goes through core.services.tenancy
 (another tenant's id is a 404 like a missing one); the words are core/domain/tenant_view.py.
 
-DynamoDB requests per call (bench/api.py measures them):
-- my accounts: the memberships Query and the accounts BatchGet (tenancy.accounts_of) = 2;
-  property and room names come from a per-process cache (NAMES_TTL seconds) filled by one
-  BatchGet for the names it does not hold yet.
-- statement page: the membership GetItem and one Query of the ledger's by_time index = 2.
-- orders page: membership GetItem, one Query of orders.by_account, one BatchGet of the
-  payers' nicknames = 3. Meters: membership, then by_account Query + BatchGet = 3.
+DynamoDB requests per call (bench/api.py measures them), the session check included: the
+views are `tenant_required(deferred=True)`, so the first access check of core.services.tenancy
+reads the session item in its own BatchGet (docs/tenant-auth.md, "The per-request check"):
+- my accounts: the memberships Query and one BatchGet of the session and the accounts
+  (tenancy.accounts_of) = 2; property and room names come from a per-process cache
+  (NAMES_TTL seconds) filled by one BatchGet for the names it does not hold yet.
+- one account: one BatchGet of session, membership and account = 1.
+- statement page: one BatchGet of session and membership, one Query of the ledger's
+  by_time index = 2.
+- orders page: BatchGet of session and membership, one Query of orders.by_account, one
+  BatchGet of the payers' nicknames = 3. Meters: session + membership, then by_account
+  Query + BatchGet = 3.
 """
 
 from __future__ import annotations
@@ -101,7 +106,8 @@ def _view(a: Account, props: dict[str, tuple[str, str]], rooms: dict[tuple, str]
     prop_name, tz = props.get(a.property_id, ("", "Asia/Shanghai"))
     return TenantAccount(
         account=a, property_name=prop_name, room_name=rooms.get((a.property_id, a.building_id, a.room_id), ""),
-        supply=rules.supply(a.cut_state, a.cut_due_at, a.balance, a.overdraft_limit, a.restore_line, a.keep_supply, tz),
+        supply=rules.supply(a.cut_state, a.cut_due_at, a.balance, a.overdraft_limit, a.restore_line, a.keep_supply, tz,
+                           postpaid=a.payment_mode == "postpaid"),
         alarm_level=rules.alarm_level(a.balance, a.alarm_levels),
         restore_line=rules.restore_line(a.restore_line, a.overdraft_limit),
         forecast=_forecast(a),

@@ -1,9 +1,12 @@
 """A tenant's usage and cost by day, month and year, realtime values, and the balance
 forecast (rules in core/domain/usage.py, items in core/store/usage.py).
 
-Reads are designed for two DynamoDB requests per call with the access check: the range
-is one Query of the account's usage partition (day items for days, month items for
-months and years), never a read per day or per meter. A meter's view reads its
+Reads are designed for two DynamoDB requests per call with the access check and the
+session check: the membership check (core.services.tenancy.require_member) is one
+BatchGet that also reads the request's session item (views guarded by
+`tenant_required(deferred=True)`, docs/tenant-auth.md), and the range is one Query of the
+account's usage partition (day items for days, month items for months and years), never
+a read per day or per meter. A meter's view reads its
 account's items and keeps that meter's cells.
 """
 

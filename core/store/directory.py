@@ -11,6 +11,7 @@ from core.domain.directory import (
     Floor,
     Meter,
     MeterKind,
+    PaymentMode,
     Property,
     Reading,
     RelayState,
@@ -204,6 +205,7 @@ def _account(i: AccountItem) -> Account:
         restore_line=int(i.restore_line or 0),
         alarm_levels=tuple(int(x) for x in i.alarm_levels) if i.alarm_levels else (),
         cut_due_at=i.cut_due_at or "",
+        payment_mode=i.payment_mode or PaymentMode.PREPAID,
     )
 
 
@@ -253,10 +255,12 @@ def set_account_settings(
     alarm_levels: list[int] | None = None,
     alarm_repeats: list[int] | None = None,
     status: str | None = None,
+    payment_mode: str | None = None,
 ) -> None:
     """Change settings; bumps settings_rev so that no plan made before stays valid."""
     actions = []
     for attr, value in (
+        (AccountItem.payment_mode, payment_mode),
         (AccountItem.overdraft_limit, overdraft_limit),
         (AccountItem.keep_supply, keep_supply),
         (AccountItem.restore_line, restore_line),

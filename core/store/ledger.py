@@ -73,6 +73,7 @@ def state_from_item(item: AccountItem) -> AccountState:
         settings_rev=int(item.settings_rev or 0),
         control={
             "keep_supply": bool(item.keep_supply),
+            "payment_mode": item.payment_mode or "prepaid",  # postpaid: never cut for money (docs/billing.md)
             "meter_side": bool(item.meter_side),
             "restore_line": int(item.restore_line or 0),
             "alarm_levels": [int(x) for x in item.alarm_levels] if item.alarm_levels else None,

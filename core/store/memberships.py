@@ -37,6 +37,16 @@ def remove(openid: str, account_id: str) -> bool:
     return bool(response.get("Attributes"))
 
 
+def raw_key(openid: str, account_id: str) -> dict:
+    """A membership item's key as DynamoDB's API spells it (core/store/tenant_batch.py)."""
+    return {"openid": {"S": openid}, "sk": {"S": _sk(account_id)}}
+
+
+def from_raw(item: dict) -> Membership:
+    """A membership from a raw item of a BatchGetItem answer."""
+    return _membership(MembershipItem.from_raw_data(item))
+
+
 def get(openid: str, account_id: str) -> Membership | None:
     """One consistent GetItem."""
     try:

@@ -182,6 +182,7 @@ class AccountItem(_Base):
     overdraft_limit = NumberAttribute(default=0)
     status = UnicodeAttribute()
     keep_supply = BooleanAttribute(default=False)
+    payment_mode = UnicodeAttribute(null=True)  # "postpaid" (后付费) or absent/"prepaid" (docs/billing.md)
     opened_at = UnicodeAttribute()
     last_posted_at = UnicodeAttribute()
     settings_rev = NumberAttribute(default=0)  # bumped by every settings change
@@ -519,6 +520,8 @@ class OrderItem(_Base):
     receipt_no = UnicodeAttribute(default="")
     actor = UnicodeAttribute(default="")
     pending_key = UnicodeAttribute(null=True)
+    purpose = UnicodeAttribute(null=True)  # "bill" (paying a bill, docs/billing.md) or absent: a recharge
+    bill_id = UnicodeAttribute(null=True)  # the bill an order of purpose "bill" pays
     by_account = OrdersByAccount()
     by_pending = OrdersPending()
     by_paid_date = OrdersByPaidDate()
@@ -686,7 +689,7 @@ class MembershipItem(_Base):
     property_id = UnicodeAttribute(null=True)
     tenant_id = UnicodeAttribute(null=True)
     bound_at = UnicodeAttribute(null=True)
-    via = UnicodeAttribute(null=True)  # tenant (the tenant record's WeChat user) | code (a binding code)
+    via = UnicodeAttribute(null=True)  # tenant (the tenant record's WeChat user) | code (a binding code), phone (phone + SMS code)
     nickname = UnicodeAttribute(null=True)  # profile items
     updated_at = UnicodeAttribute(null=True)
     by_account = MembershipsByAccount()
@@ -699,6 +702,22 @@ class RateCounterItem(_Base):
     Meta = _meta("rate_limits")
     counter_key = UnicodeAttribute(hash_key=True)
     hits = NumberAttribute(default=0)
+    purge_at = TTLAttribute()
+
+
+class OtpCodeItem(_Base):
+    """One-time SMS codes (binding by phone + room; docs/tenant-auth.md "Bindings"), one per
+    phone number: `subject` = `bind#<sha256 of the number>`; the code only as an HMAC; at
+    most 5 attempts (`attempts`, ADDed by each check); TTL removes it a day after expiry."""
+
+    Meta = _meta("otp_codes")
+    subject = UnicodeAttribute(hash_key=True)
+    openid = UnicodeAttribute()  # the WeChat user who asked (only they may use the code)
+    code_hash = UnicodeAttribute()
+    sent_at = UnicodeAttribute()
+    expires_at = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    used_at = UnicodeAttribute(null=True)
     purge_at = TTLAttribute()
 
 
@@ -852,6 +871,130 @@ class DeliveryItem(_Base):
     by_property = DeliveriesByProperty()
 
 
+# --- charge items and bills (core/store/charge_items.py, core/store/bills.py; docs/billing.md) ---
+
+
+class ChargeItemItem(_Base):
+    """A property's charge items (费用项), one item per version: sk `ITEM#<item_id>#<version:04d>`
+    (`body`: the version as JSON, core/domain/charge_items.py), and the property's late fee
+    rule: sk `RULE#late_fee`."""
+
+    Meta = _meta("charge_items")
+    property_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    body = UnicodeAttribute()
+    created_at = UnicodeAttribute(null=True)
+    created_by = UnicodeAttribute(null=True)
+
+
+class BillsByPropertyState(GlobalSecondaryIndex):
+    """Sparse (bill items only): a property's bills by stored state and period, for the
+    console's list: `list_key` = `<state>#<period>#<account_id>`."""
+
+    Meta = _index_meta("by_property_state", AllProjection())
+    property_id = UnicodeAttribute(hash_key=True)
+    list_key = UnicodeAttribute(range_key=True)
+
+
+class BillItem(_Base):
+    """An account's bills (账单), one partition per account: sk `<period>#BILL` (the bill:
+    state, total = Σ lines, paid = Σ payments), `<period>#LINE#<charge_id>` (a line, put with
+    the total's ADD in one transaction), `<period>#PAY#<payment_id>` (a payment, with paid's)."""
+
+    Meta = _meta("bills")
+    account_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()  # bill | line | payment
+    period = UnicodeAttribute()
+    # the bill
+    property_id = UnicodeAttribute(null=True)  # bill items only (the index stays sparse)
+    list_key = UnicodeAttribute(null=True)
+    building_id = UnicodeAttribute(null=True)
+    room_id = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    state = UnicodeAttribute(null=True)
+    total = NumberAttribute(null=True)
+    paid = NumberAttribute(null=True)
+    late_fee_total = NumberAttribute(null=True)
+    line_count = NumberAttribute(null=True)
+    due_date = UnicodeAttribute(null=True)
+    confirmed_at = UnicodeAttribute(null=True)
+    confirmed_by = UnicodeAttribute(null=True)
+    issued_at = UnicodeAttribute(null=True)
+    issued_by = UnicodeAttribute(null=True)
+    # a line or a payment
+    ref_id = UnicodeAttribute(null=True)  # the charge id / the payment id
+    amount = NumberAttribute(null=True)
+    body = UnicodeAttribute(null=True)  # the line's or payment's other fields as JSON
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    by_property_state = BillsByPropertyState()
+
+
+# --- common-area apportionment (core/store/apportion.py, docs/billing.md "Common-area apportionment") --
+
+
+class ApportionItem(_Base):
+    """A property's apportionment groups (`sk` = `group#<group_id>`: the settings as JSON,
+    changed under `version`) and runs (`run#<group_id>#<YYYY-MM>`: the stored preview as
+    JSON, `status` previewed | approved | posted, `version` = the preview's revision), in
+    one partition per property: a property's groups are one Query, another's are never read."""
+
+    Meta = _meta("apportion")
+    property_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    doc = UnicodeAttribute()
+    version = NumberAttribute(default=0)
+    status = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    updated_by = UnicodeAttribute(null=True)
+    approved_at = UnicodeAttribute(null=True)
+    approved_by = UnicodeAttribute(null=True)
+    posted_at = UnicodeAttribute(null=True)
+
+
+# --- deposits (押金: core/store/deposits.py, docs/billing.md "Deposits") -------------------------
+
+
+class DepositItem(_Base):
+    """An account's deposit, one partition per account: sk `HELD` (what is held now = Σ
+    movements, never below zero) and `MOV#<movement_id>` (one movement: taken, refunded,
+    applied), each movement put with the ADD to held in one transaction."""
+
+    Meta = _meta("deposits")
+    account_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    property_id = UnicodeAttribute(null=True)
+    held = NumberAttribute(null=True)  # the HELD item
+    kind = UnicodeAttribute(null=True)  # a movement: take | refund | apply
+    amount = NumberAttribute(null=True)  # a movement: signed fen (take +, refund/apply -)
+    method = UnicodeAttribute(null=True)
+    ref = UnicodeAttribute(null=True)  # receipt number, or what it was applied to
+    actor = UnicodeAttribute(null=True)
+    at = UnicodeAttribute(null=True)
+    memo = UnicodeAttribute(null=True)
+
+
+# --- move-out settlements (退租结算: core/store/settlements.py, docs/billing.md "Move-in, move-out and transfer")
+
+
+class SettlementItem(_Base):
+    """One move-out settlement per account (key: the leaving account): its inputs as asked
+    first (`doc`, JSON: day, method, readings, transfer), its `status` and the statement
+    (结算单, JSON) once worked out; `version` guards every update."""
+
+    Meta = _meta("settlements")
+    account_id = UnicodeAttribute(hash_key=True)
+    property_id = UnicodeAttribute()
+    doc = UnicodeAttribute()
+    statement = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)  # reading | closing | refunding | settled
+    version = NumberAttribute(default=0)
+    created_at = UnicodeAttribute(null=True)
+    created_by = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     DirectoryItem,
     TenantItem,
@@ -876,4 +1019,10 @@ ALL_MODELS: tuple[type[Model], ...] = (
     NotifyRecipientItem,
     DeliveryItem,
     ConsentItem,
+    OtpCodeItem,
+    ChargeItemItem,
+    BillItem,
+    ApportionItem,
+    DepositItem,
+    SettlementItem,
 )

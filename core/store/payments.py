@@ -4,9 +4,12 @@ the records MarkPaid, StartRefund and FailRefund (core.domain.writes) become ite
 
 from __future__ import annotations
 
-from core.domain.payments import CLOSED, PAID, PENDING, REFUND_PROCESSING, Order, Refund
-from core.domain.writes import FailRefund, MarkPaid, StartRefund
-from core.store.models import OrderItem, RefundItem
+import json
+
+from core.domain.payments import CLOSED, PAID, PENDING, RECHARGE, REFUND_PROCESSING, Order, Refund
+from core.domain.writes import FailRefund, MarkPaid, PayBill, StartRefund
+from core.store.bills import bill_sk, pay_sk
+from core.store.models import BillItem, OrderItem, RefundItem
 from core.store.tx import Tx, save_if, update_if, update_item
 
 ORDER_TAG = "order"
@@ -19,6 +22,7 @@ def _order(i: OrderItem) -> Order:
         openid=i.openid, amount=int(i.amount), status=i.status, created_at=i.created_at, expires_at=i.expires_at,
         channel=i.channel, transaction_id=i.transaction_id or "", paid_at=i.paid_at or "",
         refunded=int(i.refunded or 0), receipt_no=i.receipt_no or "", actor=i.actor or "",
+        purpose=i.purpose or RECHARGE, bill_id=i.bill_id or "",
     )
 
 
@@ -27,6 +31,7 @@ def create_order(o: Order) -> bool:
         o.out_trade_no, property_id=o.property_id, account_id=o.account_id, tenant_id=o.tenant_id, openid=o.openid,
         amount=o.amount, status=o.status, channel=o.channel, created_at=o.created_at, expires_at=o.expires_at,
         receipt_no=o.receipt_no, actor=o.actor, pending_key="P" if o.status == PENDING else None,
+        purpose=o.purpose if o.purpose != RECHARGE else None, bill_id=o.bill_id or None,
     )
     return save_if(item, OrderItem.out_trade_no.does_not_exist())
 
@@ -60,6 +65,20 @@ def add_mark_paid(tx: Tx, w: MarkPaid, tag: str = ORDER_TAG) -> None:
         OrderItem.status.is_in(PENDING, CLOSED) & (OrderItem.amount == w.amount),
         tag=tag,
     )
+
+
+def add_pay_bill(tx: Tx, w: PayBill, tag: str) -> None:
+    """Transaction items: the bill payment (absent before) and the bill's paid, if the bill is
+    issued with the total and paid read (the same conditions as a counter payment:
+    core/store/bills.py add_payment)."""
+    p = w.payment
+    body = {"method": p.method, "actor": p.actor, "memo": p.memo}
+    tx.put(BillItem(p.account_id, pay_sk(p.period, p.payment_id), kind="payment", period=p.period, ref_id=p.payment_id,
+                    amount=p.amount, body=json.dumps(body, ensure_ascii=False, sort_keys=True), created_at=p.paid_at),
+           BillItem.sk.does_not_exist(), tag=tag)
+    tx.update(BillItem(p.account_id, bill_sk(p.period)), [BillItem.paid.add(p.amount), BillItem.updated_at.set(p.paid_at)],
+              (BillItem.total == w.total_before) & (BillItem.paid == w.paid_before) & (BillItem.state == "issued"),
+              tag=tag)
 
 
 def close_order(out_trade_no: str) -> bool:

@@ -48,6 +48,16 @@ def create(s: TenantSession) -> bool:
     return save_if(item, TenantSessionItem.session_id.does_not_exist())
 
 
+def raw_key(openid: str, session_id: str) -> dict:
+    """The session item's key as DynamoDB's API spells it (core/store/tenant_batch.py)."""
+    return {"openid": {"S": openid}, "session_id": {"S": session_id}}
+
+
+def from_raw(item: dict) -> TenantSession:
+    """A session from a raw item of a BatchGetItem answer."""
+    return _session(TenantSessionItem.from_raw_data(item))
+
+
 def get(openid: str, session_id: str) -> TenantSession | None:
     try:
         return _session(TenantSessionItem.get(openid, session_id, consistent_read=True))

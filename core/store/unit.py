@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from core.domain.meters import MeterUpdate
 from core.domain.writes import (
+    AddBillLine,
     AddEvent,
     AddUsage,
     DecideEvent,
@@ -19,11 +20,14 @@ from core.domain.writes import (
     IssueRelay,
     MarkPaid,
     MoveCarry,
+    MoveDeposit,
+    NoBillLine,
+    PayBill,
     Refused,
     StartRefund,
     Write,
 )
-from core.store import commands, events, meters, payments, usage
+from core.store import bills, commands, deposits, events, meters, payments, usage
 from core.store.tx import Failure, Tx
 
 PREFIX = "write:"
@@ -50,6 +54,14 @@ def add(tx: Tx, w: Write, tag: str) -> None:
             commands.add_issue_relay(tx, w, tag)
         case AddUsage():
             usage.add_usage(tx, w.usage, tag)
+        case AddBillLine():
+            bills.add_line(tx, w, tag)
+        case NoBillLine():
+            bills.add_no_line(tx, w, tag)
+        case MoveDeposit():
+            deposits.add_movement(tx, w.movement, tag)
+        case PayBill():
+            payments.add_pay_bill(tx, w, tag)
         case _:
             raise TypeError(f"not a write record: {w!r}")
 

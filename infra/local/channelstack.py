@@ -27,10 +27,12 @@ VOICE_SHOW_NUMBER = "4001234567"
 
 
 def catalog() -> dict[str, str]:
-    """{catalog key: Chinese title} of every kind of message."""
+    """{catalog key: Chinese title} of every kind of message, and the SMS of a binding code
+    (core/domain/phone_codes.py, sent by core/services/phone_binding.py)."""
     from core.domain.notifications import KINDS
+    from core.domain.phone_codes import SMS_TEMPLATE_KEY, SMS_TITLE
 
-    return {key: kind.title for key, kind in KINDS.items()}
+    return {**{key: kind.title for key, kind in KINDS.items()}, SMS_TEMPLATE_KEY: SMS_TITLE}
 
 
 def _mapping(ids: dict[str, str]) -> str:

@@ -233,7 +233,7 @@ class LocalRunner:
             for event in spec.get("events", []):
                 if "sqs" in event:
                     resource = event["sqs"]["arn"]["GetAtt"].split(".")[0]
-                    self._spawn(self._queue_loop, name, self.queue_urls[resource], handler_of(spec))
+                    self._spawn(self._queue_loop, name, self.queue_url(resource), handler_of(spec))
                 if "stream" in event:
                     resource = event["stream"]["arn"]["GetAtt"].split(".")[0]
                     reader = StreamReader(table_of_resource(resource), self.stream_start)
@@ -245,6 +245,21 @@ class LocalRunner:
             self._http = make_server("127.0.0.1", self.http_port, api_gateway_app(routes), threaded=True)
             self._spawn(self._http.serve_forever)
         return self
+
+    def queue_url(self, resource: str) -> str:
+        """The URL of a generated queue resource ("MonthEndQueue"): as given, else found by name
+        in the emulator (a queue added to serverless.yml runs here without its caller naming it)."""
+        if resource not in self.queue_urls:
+            import boto3
+
+            from core.integrations.queues import QUEUES, queue_name
+            from infra.deploy.resources import logical_id
+
+            name = next((n for n in QUEUES if logical_id(n, "Queue") == resource), None)
+            if name is None:
+                raise ValueError(f"no queue for {resource}")
+            self.queue_urls[resource] = boto3.client("sqs").get_queue_url(QueueName=queue_name(name))["QueueUrl"]
+        return self.queue_urls[resource]
 
     def _spawn(self, target, *args) -> None:
         t = threading.Thread(target=target, args=args, daemon=True)

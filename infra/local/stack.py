@@ -60,6 +60,9 @@ def local_env(port: int) -> dict[str, str]:
         # and the notification router and sender (!Ref NotificationsQueue; docs/notifications.md)
         "FEIKONG_NOTIFY_QUEUE_URL": f"http://127.0.0.1:{port}/{MOTO_ACCOUNT}/"
                                     f"feikong-{os.environ.get('FEIKONG_STAGE', 'dev')}-notifications",
+        # and month-end's fan-out (!Ref MonthEndQueue; docs/billing.md "Month-end at scale")
+        "FEIKONG_MONTH_END_QUEUE_URL": f"http://127.0.0.1:{port}/{MOTO_ACCOUNT}/"
+                                       f"feikong-{os.environ.get('FEIKONG_STAGE', 'dev')}-month-end",
         # every local client is 127.0.0.1 and test suites and benches log in and order
         # hundreds of times a minute: the tenant rate limits are raised here (unless set);
         # tests/integration/test_tenant_limits.py sets its own (docs/tenant-auth.md, "Limits")

@@ -6,6 +6,8 @@ module.exports = {
   refresh: { method: 'POST', path: '/token/refresh' },
   logout: { method: 'POST', path: '/logout' },
   bind: { method: 'POST', path: '/bindings' },
+  bindPhoneCode: { method: 'POST', path: '/bindings/phone-code' },
+  bindPhone: { method: 'POST', path: '/bindings/phone' },
   accounts: { method: 'GET', path: '/accounts' },
   account: { method: 'GET', path: '/accounts/:account_id' },
   usage: { method: 'GET', path: '/accounts/:account_id/usage' },

@@ -9,14 +9,16 @@ from werkzeug.serving import make_server
 
 from core.services.ledger import LedgerService
 from infra.local.stack import free_port
-from miniprogram_api.app import create_app
+from miniprogram_api import app as app_module
 from testkit import admins
 
 
-@pytest.fixture
-def server():
+@pytest.fixture(params=["create_app", "create_wsgi_app"])
+def server(request):
+    """The one app, and zappa's: the tenant and console apps behind the path dispatcher
+    (miniprogram_api/wsgi.py, tests/integration/test_app_dispatch.py)."""
     port = free_port()
-    srv = make_server("127.0.0.1", port, create_app(), threaded=True)
+    srv = make_server("127.0.0.1", port, getattr(app_module, request.param)(), threaded=True)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     yield f"http://127.0.0.1:{port}"
@@ -85,9 +87,11 @@ def test_the_wsgi_module_serves_the_app():
     stack = PayStack().start()
     stack.apply_env()
     try:
+        from werkzeug.test import Client
+
         from miniprogram_api.wsgi import app
 
-        assert app.test_client().get("/health").json == {"status": "ok", "database": "ok"}
+        assert Client(app).get("/health").json == {"status": "ok", "database": "ok"}
     finally:
         stack.stop()
 

@@ -1,0 +1,208 @@
+"""Bills (账单) in DynamoDB (table `bills`, core/store/models.py BillItem): one partition per
+account; the bill item `<period>#BILL`, its lines `<period>#LINE#<charge_id>` and payments
+`<period>#PAY#<payment_id>`, so one Query reads a whole bill.
+
+Every line is put (condition: its sk absent) in one transaction with the ADD of its amount
+to the bill's total, and every payment with the ADD to paid: Σ lines = total and
+Σ payments = paid hold at every moment, and a line or payment applied twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from pynamodb.expressions.condition import Condition
+
+from core.domain.bills import DRAFT, Bill, BillLine, Payment
+from core.domain.writes import AddBillLine, NoBillLine
+from core.store.models import BillItem, LedgerEntryItem
+from core.store.tx import Tx, update_if
+
+BILL_SK = "BILL"
+
+
+def bill_sk(period: str) -> str:
+    return f"{period}#{BILL_SK}"
+
+
+def line_sk(period: str, charge_id: str) -> str:
+    return f"{period}#LINE#{charge_id}"
+
+
+def pay_sk(period: str, payment_id: str) -> str:
+    return f"{period}#PAY#{payment_id}"
+
+
+def list_key(state: str, period: str, account_id: str) -> str:
+    return f"{state}#{period}#{account_id}"
+
+
+# --- transaction items (core/store/unit.py) ---------------------------------------------------
+
+
+def add_line(tx: Tx, w: AddBillLine, tag: str) -> None:
+    """The line (absent before) and the bill's total, created as a draft when new."""
+    ln = w.line
+    body = {"source": ln.source, "source_id": ln.source_id, "name": ln.name, "formula": ln.formula,
+            "inputs": ln.inputs, "mode": ln.mode, "note": ln.note, "actor": ln.actor}
+    item = BillItem(ln.account_id, line_sk(ln.period, ln.charge_id), kind="line", period=ln.period,
+                    ref_id=ln.charge_id, amount=ln.amount, body=json.dumps(body, ensure_ascii=False, sort_keys=True),
+                    created_at=ln.created_at)
+    tx.put(item, BillItem.sk.does_not_exist(), tag=tag)
+    header = BillItem(ln.account_id, bill_sk(ln.period))
+    actions = [
+        BillItem.kind.set("bill"),
+        BillItem.period.set(ln.period),
+        BillItem.property_id.set(BillItem.property_id | w.property_id),
+        BillItem.state.set(BillItem.state | DRAFT),
+        BillItem.list_key.set(BillItem.list_key | list_key(DRAFT, ln.period, ln.account_id)),
+        BillItem.paid.set(BillItem.paid | 0),
+        BillItem.created_at.set(BillItem.created_at | ln.created_at),
+        BillItem.updated_at.set(ln.created_at),
+        BillItem.total.add(ln.amount),
+        BillItem.line_count.add(1),
+    ]
+    for attr, value in ((BillItem.building_id, w.building_id), (BillItem.room_id, w.room_id),
+                        (BillItem.name, w.account_name), (BillItem.due_date, w.due)):
+        if value:
+            actions.append(attr.set(attr | value))
+    condition: Condition | None = None
+    if w.late_fee_before is not None:
+        actions.append(BillItem.late_fee_total.add(ln.amount))
+        condition = BillItem.late_fee_total == w.late_fee_before
+        if w.late_fee_before == 0:
+            condition = condition | BillItem.late_fee_total.does_not_exist()
+    tx.update(header, actions, condition, tag=tag)
+
+
+def add_no_line(tx: Tx, w: NoBillLine, tag: str) -> None:
+    tx.check(BillItem, w.account_id, line_sk(w.period, w.charge_id), condition=BillItem.sk.does_not_exist(), tag=tag)
+
+
+def put_line_alone(w: AddBillLine) -> bool:
+    """A line that joins no posting (a bill-mode charge, or a deduct-mode one the ledger
+    could take nothing of), unless the line or a ledger entry with its id exists (a charge
+    is applied once, whichever way). True if written, False if either was there (or a
+    late fee's cap moved)."""
+    tx = Tx()
+    tx.check(LedgerEntryItem, w.line.account_id, w.line.charge_id, condition=LedgerEntryItem.entry_id.does_not_exist(),
+             tag="entry")
+    add_line(tx, w, "line")
+    return tx.commit() is None
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _bill(i: BillItem) -> Bill:
+    return Bill(account_id=i.account_id, period=i.period, property_id=i.property_id or "",
+                building_id=i.building_id or "", room_id=i.room_id or "", name=i.name or "", state=i.state or DRAFT,
+                total=int(i.total or 0), paid=int(i.paid or 0), late_fee_total=int(i.late_fee_total or 0),
+                line_count=int(i.line_count or 0), due_date=_date(i.due_date), created_at=i.created_at or "",
+                confirmed_at=i.confirmed_at or "", confirmed_by=i.confirmed_by or "", issued_at=i.issued_at or "",
+                issued_by=i.issued_by or "")
+
+
+def _line(i: BillItem) -> BillLine:
+    b = json.loads(i.body or "{}")
+    return BillLine(i.account_id, i.period, i.ref_id, b.get("source", ""), b.get("source_id", ""), b.get("name", ""),
+                    int(i.amount), b.get("formula", ""), b.get("inputs") or {}, b.get("mode", "bill"),
+                    b.get("note", ""), i.created_at or "", b.get("actor", ""))
+
+
+def _payment(i: BillItem) -> Payment:
+    b = json.loads(i.body or "{}")
+    return Payment(i.account_id, i.period, i.ref_id, int(i.amount), b.get("method", ""), b.get("actor", ""),
+                   i.created_at or "", b.get("memo", ""))
+
+
+def get_bill(account_id: str, period: str) -> Bill | None:
+    """A bill with its lines and payments (one consistent Query)."""
+    bill, lines, pays = None, [], []
+    for i in BillItem.query(account_id, BillItem.sk.startswith(f"{period}#"), consistent_read=True):
+        if i.kind == "bill":
+            bill = _bill(i)
+        elif i.kind == "line":
+            lines.append(_line(i))
+        elif i.kind == "payment":
+            pays.append(_payment(i))
+    if bill is None:
+        return None
+    lines.sort(key=lambda ln: (ln.created_at, ln.charge_id))
+    pays.sort(key=lambda p: (p.paid_at, p.payment_id))
+    return Bill(**{**bill.__dict__, "lines": tuple(lines), "payments": tuple(pays)})
+
+
+def get_line(account_id: str, period: str, charge_id: str) -> BillLine | None:
+    try:
+        return _line(BillItem.get(account_id, line_sk(period, charge_id), consistent_read=True))
+    except BillItem.DoesNotExist:
+        return None
+
+
+def get_payment(account_id: str, period: str, payment_id: str) -> Payment | None:
+    try:
+        return _payment(BillItem.get(account_id, pay_sk(period, payment_id), consistent_read=True))
+    except BillItem.DoesNotExist:
+        return None
+
+
+def bills_of_account(account_id: str, limit: int = 36) -> list[Bill]:
+    """An account's bills (without lines), newest period first."""
+    out = []
+    for i in BillItem.query(account_id, scan_index_forward=False, filter_condition=BillItem.kind == "bill"):
+        out.append(_bill(i))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def bills_of_property(property_id: str, state: str, period: str = "", limit: int | None = 500) -> list[Bill]:
+    """A property's bills in one stored state (and period, if given), by period then account;
+    at most `limit` (None: all of them, page after page)."""
+    prefix = f"{state}#{period}#" if period else f"{state}#"
+    out = []
+    for i in BillItem.by_property_state.query(property_id, BillItem.list_key.startswith(prefix), limit=limit):
+        out.append(_bill(i))
+    return out
+
+
+# --- changes ----------------------------------------------------------------------------------
+
+
+def set_state(bill: Bill, state: str, actor: str, at: str, due: date | None = None) -> bool:
+    """Move a bill's stored state from the one read (condition) to `state`."""
+    header = BillItem(bill.account_id, bill_sk(bill.period))
+    actions = [BillItem.state.set(state), BillItem.list_key.set(list_key(state, bill.period, bill.account_id)),
+               BillItem.updated_at.set(at)]
+    if state == "confirmed":
+        actions += [BillItem.confirmed_at.set(at), BillItem.confirmed_by.set(actor)]
+    elif state == "issued":
+        actions += [BillItem.issued_at.set(at), BillItem.issued_by.set(actor)]
+    if due is not None:
+        actions.append(BillItem.due_date.set(due.isoformat()))
+    return update_if(header, actions, BillItem.state == bill.state)
+
+
+def add_payment(bill: Bill, p: Payment) -> str:
+    """Put a payment (absent before) and add it to paid, if the bill's total and paid are
+    still those read (so the over-payment check holds) and it is issued.
+    'applied' | 'duplicate' (the payment id is there) | 'stale' (the bill moved: read again)."""
+    tx = Tx()
+    body = {"method": p.method, "actor": p.actor, "memo": p.memo}
+    tx.put(BillItem(p.account_id, pay_sk(p.period, p.payment_id), kind="payment", period=p.period, ref_id=p.payment_id,
+                    amount=p.amount, body=json.dumps(body, ensure_ascii=False, sort_keys=True), created_at=p.paid_at),
+           BillItem.sk.does_not_exist(), tag="payment")
+    tx.update(BillItem(bill.account_id, bill_sk(bill.period)),
+              [BillItem.paid.add(p.amount), BillItem.updated_at.set(p.paid_at)],
+              (BillItem.total == bill.total) & (BillItem.paid == bill.paid) & (BillItem.state == "issued"), tag="bill")
+    failures = tx.commit()
+    if failures is None:
+        return "applied"
+    tags = {f.tag for f in failures if f.code == "ConditionalCheckFailed"}
+    return "duplicate" if "payment" in tags else "stale"

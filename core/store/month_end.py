@@ -1,0 +1,34 @@
+"""What month-end reads that no other store module offers (docs/billing.md "Month-end at scale").
+
+Every property: a Scan of the directory table for the property items (`sk = PROPERTY`),
+projecting the property id only. It reads the whole directory table (rooms included) once
+a month, which at 20,000 rooms is a few MB: cheaper than keeping a list of properties in
+step with every property created. And a draft bill confirmed and issued in one write.
+"""
+
+from __future__ import annotations
+
+from core.domain.bills import DRAFT, ISSUED
+from core.store import bills
+from core.store.models import BillItem, DirectoryItem
+from core.store.tx import update_if
+
+PROPERTY_SK = "PROPERTY"  # core/store/directory.py's key of a property item
+
+
+def property_ids(page_size: int = 1000) -> list[str]:
+    """Every property's id, sorted."""
+    return sorted(i.property_id for i in DirectoryItem.scan(DirectoryItem.sk == PROPERTY_SK,
+                                                            attributes_to_get=["property_id"], page_size=page_size))
+
+
+def issue_draft(account_id: str, period: str, actor: str, at: str, due: str) -> bool:
+    """A draft bill with something on it, confirmed and issued by `actor` in one write (the
+    key formats are core/store/bills.py's); its due date kept, else `due`. False if the bill
+    is not a draft with a total above 0 (absent, confirmed, issued, empty)."""
+    header = BillItem(account_id, bills.bill_sk(period))
+    actions = [BillItem.state.set(ISSUED), BillItem.list_key.set(bills.list_key(ISSUED, period, account_id)),
+               BillItem.confirmed_at.set(at), BillItem.confirmed_by.set(actor), BillItem.issued_at.set(at),
+               BillItem.issued_by.set(actor), BillItem.updated_at.set(at),
+               BillItem.due_date.set(BillItem.due_date | due)]
+    return update_if(header, actions, (BillItem.state == DRAFT) & (BillItem.total > 0))
