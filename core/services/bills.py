@@ -13,7 +13,7 @@ issued bill (the counter's receipt number, or an order's out_trade_no), once per
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ from core.domain import bills as rules
 from core.domain.bills import Bill, BillLine, Payment
 from core.domain.charges import BILL, DEDUCT, Charge
 from core.domain.clock import Clock, utcnow
+from core.domain.directory import Account
 from core.domain.errors import (
     Conflict,
     ContentionError,
@@ -103,7 +104,11 @@ class Bills:
 
     # -- applying charges -------------------------------------------------------------
 
-    def apply_charges(self, charges: Iterable[Charge], *, actor: str, due: date | None = None) -> list[ApplyResult]:
+    def apply_charges(self, charges: Iterable[Charge], *, actor: str, due: date | None = None,
+                      accounts: Mapping[str, Account] | None = None) -> list[ApplyResult]:
+        """Apply each charge by its mode (docs/billing.md). `accounts`: the charges' accounts
+        as the caller already read them (month-end reads a building's at once), else one
+        GetItem per account."""
         if not isinstance(actor, str) or not actor.strip():
             raise ValidationError("actor 不能为空", code="field_required", field="actor")
         charges = list(charges)
@@ -114,7 +119,7 @@ class Bills:
         out = []
         for c in charges:
             if c.account_id not in rooms:
-                a = dstore.get_account(c.account_id)
+                a = (accounts or {}).get(c.account_id) or dstore.get_account(c.account_id)
                 if a is None:
                     raise NotFound("账户不存在", code="account_not_found", account_id=c.account_id)
                 if a.property_id != c.property_id:
@@ -151,9 +156,8 @@ class Bills:
 
     def _deduct(self, c: Charge, actor: str, due: date | None, room: tuple[str, str, str],
                 bill_id: str) -> ApplyResult:
-        done = self._deducted_before(c, bill_id)
-        if done is not None:
-            return done
+        # No look for an earlier application first: the transaction's own conditions find
+        # it (the entry's id, the line's absence) and _deducted_before then says which.
         for _ in range(ATTEMPTS):
             state = self.ledger.state(c.account_id, fresh=True)
             deducted, billed = rules.deduct_split(c.amount, state.balance, state.overdraft_limit)
@@ -177,7 +181,8 @@ class Bills:
                 return changes, [AddEvent(e) for e in events]
 
             try:
-                entry = self.ledger.post(extras=extras, hook=hook, fresh=True, account_id=c.account_id,
+                # planned on the state just read (the ledger remembers it): no second read
+                entry = self.ledger.post(extras=extras, hook=hook, account_id=c.account_id,
                                          entry_id=c.charge_id, kind=str(EntryKind.FEE), amount=deducted,
                                          cause=f"charge:{c.charge_id}", actor=actor, memo=c.name[:100])
             except InsufficientFunds:

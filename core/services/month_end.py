@@ -239,7 +239,7 @@ class MonthEnd:
         statuses: dict[str, int] = {}
         touched: set[tuple[str, str]] = set()
         for due in sorted(charges):
-            for r in self.bills.apply_charges(charges[due], actor=ACTOR, due=due):
+            for r in self.bills.apply_charges(charges[due], actor=ACTOR, due=due, accounts={a.account_id: a}):
                 statuses[r.status] = statuses.get(r.status, 0) + 1
                 if r.bill_id:
                     touched.add(bill_rules.parse_bill_id(r.bill_id))
