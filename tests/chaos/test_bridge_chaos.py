@@ -71,9 +71,17 @@ def test_a_silent_meter_and_a_site_offline_past_the_command_lifetime(aws, monkey
         assert len(stuck) == 1 and stuck[0].status == "to_notify"
         assert not r.sims[meter].supply_on
 
-        # the site goes offline for two hours (past the command lifetime); the meter is fixed meanwhile
+        # the site goes offline for two hours (past the command lifetime); the meter is fixed
+        # meanwhile. First the bridge has answered every CLOSE it was sent (the last one of the
+        # loop above could otherwise reach it or not before the link goes down: a race), then
+        # a CLOSE is issued while the site is offline, so one is surely out there to expire.
+        r.until(lambda: cstore.get_command(meters_store.load_meter(meter).relay_command_id or "x") is None)
         site_link.down()
         r.sims[meter].silent = False
+        attempts = meters_store.load_meter(meter).relay_attempts
+        r.jump.advance(seconds=policy.retry_delay(attempts).total_seconds() + 1)
+        r.tick()  # a CLOSE waits in the site's queue
+        assert cstore.get_command(meters_store.load_meter(meter).relay_command_id or "x") is not None
         r.jump.advance(hours=2)
         r.tick()  # the CLOSE out there expires; a fresh one is issued
         r.jump.advance(minutes=1)
