@@ -309,6 +309,7 @@ def run(args) -> int:
     print(f"{2 * args.rooms}-room run / {args.rooms}-room run: {scaling:.2f}x  (target <= 2.2)")
     if args.rerun:
         print(f"rerun of the month: {n.get('rerun_transactions')} transactions, nothing changed: {rerun_same}")
+    # last line: the figures with "targets", "missed" and "pass": false on a miss (exit 3), via bench/report.py
     return finish({"bench": "month_end", "rooms": args.rooms, "ratio": round(ratio, 3),
                    "ratio_2x": round(ratio2, 3), "scaling_2x": round(scaling, 3),
                    "seconds": round(n["seconds"], 2), "seconds_2x": round(n2["seconds"], 2),
