@@ -67,14 +67,15 @@ demo: $(VENV)/.installed vendor
 test: deps
 	bash infra/local/run_tests.sh
 
-## make soak: longer concurrency runs of the ledger (not part of make test)
+## make soak: longer concurrency runs of the ledger and the 5,000-item batch under faults (make test runs it with 1,000)
 soak: $(VENV)/.installed
 	FEIKONG_SOAK=1 bash infra/local/run_tests.sh tests/integration/test_ledger_concurrency.py -k soak
+	FEIKONG_SOAK=1 bash infra/local/run_tests.sh tests/chaos/test_batch_faults.py
 
 ## make bench: every benchmark, each on its own emulator; fails if any misses a target (all still run)
 bench: $(VENV)/.installed
 	@failed=""; \
-	for b in ledger ingest webhook pay_to_power cold_import cost console api notify; do \
+	for b in ledger ingest webhook pay_to_power cold_import cost console api notify batch; do \
 		bash infra/local/with_stack.sh $(PY) bench/$$b.py || failed="$$failed $$b"; \
 	done; \
 	$(PY) bench/bus.py || failed="$$failed bus"; \

@@ -115,6 +115,12 @@ class Settings:
     audit_queue_url: str = ""  # serverless.yml: !Ref LedgerAuditQueue; locally found by name
     notify_queue_url: str = ""  # notification jobs (serverless.yml: !Ref NotificationsQueue); locally found by name
     month_end_queue_url: str = ""  # month-end fan-out (serverless.yml: !Ref MonthEndQueue); locally found by name
+    # batch operations (docs/batch.md): the fan-out queue; the one-time schedules' target (the
+    # batchDue function) and the role EventBridge Scheduler invokes it with (unset: no schedule
+    # is made and the per-minute batchDue starts a scheduled task when it is due)
+    batch_queue_url: str = ""
+    batch_start_arn: str = ""
+    batch_scheduler_role_arn: str = ""
     # console
     default_property: str = ""
     # secrets: ids (names or ARNs) in Secrets Manager, never values
@@ -265,6 +271,7 @@ TENANT_OAUTH = needs(secrets=("wechat_oa",))  # the official account's web autho
 LEDGER_AUDIT = needs(("audit_queue_url",))
 NOTIFY_QUEUE = needs(("notify_queue_url",))  # the notification router and sender (docs/notifications.md)
 MONTH_END_QUEUE = needs(("month_end_queue_url",))  # month-end's fan-out (docs/billing.md "Month-end at scale")
+BATCH_QUEUE = needs(("batch_queue_url",))  # batch operations' fan-out (docs/batch.md)
 CONSOLE = needs(secrets=("console",))  # signs the console's session cookies and CSRF tokens
 # sends through the channel port (core/integrations/channels.py): mini-program subscribe messages,
 # the official account's template messages, SMS (email: SES through the role; voice: none yet)

@@ -1,5 +1,6 @@
 """Scheduled (daily, 10:00 Beijing time, after WeChat publishes the bill): reconcile
-yesterday's WeChat Pay trade bill with our orders and ledger."""
+yesterday's WeChat Pay trade bill with our orders and ledger, act on each mismatch
+(a missed credit is posted) and store the day per property for the console (docs/finance.md)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ NEEDS = BASE | WECHATPAY | SITES  # a missed credit is posted: it may restore su
 @observability.lambda_handler(patch=observability.WECHAT)
 @cold_start(NEEDS)
 def handler(event: dict, context: object) -> dict:
-    from core.services.payments import Payments  # on first use (docs/cold-start.md)
+    from core.services.finance import Finance  # on first use (docs/cold-start.md)
 
     day = event.get("bill_date") or (datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
                                      - timedelta(days=1)).isoformat()
-    report = Payments().reconcile(day)
-    return {"date": report["date"], "mismatches": len(report["mismatches"])}
+    report = Finance().reconcile(day)  # Payments.reconcile, the actions, each trade's row stored per property
+    return {"date": report["date"], "mismatches": report["mismatches"], "actions": report["actions"]}

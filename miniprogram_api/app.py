@@ -72,10 +72,13 @@ def console_blueprints() -> list[Blueprint]:
         console_actions,
         console_admin,
         console_apportion,
+        console_batch,
         console_billing,
+        console_finance,
         console_notify,
         console_ops,
         console_refunds,
+        console_reports,
         console_room,
         console_tariffs,
     )
@@ -91,6 +94,9 @@ def console_blueprints() -> list[Blueprint]:
         console_notify.bp,  # notification recipients and log (物业设置 → 通知)
         console_apportion.bp,  # common-area apportionment (公摊, docs/billing.md)
         console_billing.bp,  # charge items (费用项), period runs, bills (账单, docs/billing.md)
+        console_finance.bp,  # finance (财务): order list, reconciliation (docs/finance.md)
+        console_reports.bp,  # reports (报表): monthly report, energy, income, exports (docs/reports.md)
+        console_batch.bp,  # batch operations (批量操作, docs/batch.md)
     ]
 
 

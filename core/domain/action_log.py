@@ -69,6 +69,11 @@ ACTION_NAMES: dict[str, str] = {
     "settlement_done": "退租结算完成",
     "settlement_refunding": "退租结算（待结清）",
     "read_now": "立即抄表",
+    # batch operations (core/services/batch.py; the items are the task's own records)
+    "batch_created": "新建批量任务",
+    "batch_confirmed": "确认执行批量任务",
+    "batch_retry": "重试批量任务失败项",
+    "batch_cancelled": "取消批量任务",
 }
 
 MAX_VALUE_BYTES = 8_000  # before / after, each, as JSON

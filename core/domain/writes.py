@@ -108,7 +108,9 @@ class AddBillLine:
     charge id is there, and add its amount to the bill's total in the same transaction
     (the bill is created as a draft if it does not exist). `due`: ISO date the bill gets if
     it has none. `late_fee_before`: for a late fee, the bill's late fee total it was
-    worked out on (the cap holds under concurrent runs)."""
+    worked out on (the cap holds under concurrent runs). `issue_by`: month-end writes a
+room's last line of a period and issues the bill in one transaction; the write is refused
+if the bill is neither new nor a draft or confirmed one (the caller writes the line alone)."""
 
     line: BillLine
     property_id: str
@@ -117,6 +119,8 @@ class AddBillLine:
     building_id: str = ""  # the account's room, copied onto a new bill for the console's list
     room_id: str = ""
     account_name: str = ""
+    issue_by: str = ""  # set: the same write confirms and issues the bill (a draft, or new) by this actor
+    issue_at: str = ""  # the ISO time it is issued at
 
 
 @dataclass(frozen=True)

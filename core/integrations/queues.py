@@ -44,6 +44,12 @@ QUEUES: dict[str, dict] = {
     # stream batches of the events table the router failed on (its on-failure destination:
     # the record names the shard and sequence numbers, docs/operations.md)
     "notify-route-dlq": _DLQ,
+    # stream batches the finance journal's consumer failed on (its on-failure destination,
+    # docs/finance.md): the record names the table's shard and sequence numbers
+    "journal-stream-dlq": _DLQ,
+    # stream batches of the usage table the report rollup consumer failed on (its on-failure
+    # destination, docs/reports.md)
+    "report-rollup-dlq": _DLQ,
     # month-end (docs/billing.md "Month-end at scale"): one message per property (apportionment
     # previews, then one per building), per building (charge items, post-paid bills, issuing) and
     # per property and day (late fees), put by the monthEnd schedules, handled by monthEndWorker
@@ -52,6 +58,14 @@ QUEUES: dict[str, dict] = {
         "fifo": False,
         "attributes": {"VisibilityTimeout": "5400", "MessageRetentionPeriod": "1209600", **SSE},  # 6 x worker timeout
         "dead_letter": {"queue": "month-end-dlq", "max_receive_count": 5},
+    },
+    # batch operations (docs/batch.md): messages of up to 25 items of one task, put when a task
+    # starts or its failed items are retried, handled by batchWorker
+    "batch-dlq": _DLQ,
+    "batch": {
+        "fifo": False,
+        "attributes": {"VisibilityTimeout": "1800", "MessageRetentionPeriod": "345600", **SSE},  # 6 x worker timeout; 4 days
+        "dead_letter": {"queue": "batch-dlq", "max_receive_count": 5},
     },
     # failed asynchronous invocations (the scheduled functions' on-failure destination in
     # serverless.yml): each message is Lambda's record of the event, the error and the attempts
@@ -153,3 +167,8 @@ MAX_VISIBILITY = 43_200 - 60  # SQS's limit is 12 hours
 def month_end_url() -> str:
     """The month-end queue (FEIKONG_MONTH_END_QUEUE_URL: set by serverless.yml; locally found by name)."""
     return get_settings().month_end_queue_url or _url_by_name("month-end")
+
+
+def batch_url() -> str:
+    """The batch operations' queue (FEIKONG_BATCH_QUEUE_URL: set by serverless.yml; elsewhere found by name)."""
+    return get_settings().batch_queue_url or _url_by_name("batch")

@@ -483,7 +483,8 @@ class Payments:
                                         "reconcile_mismatch", pid, now, status="open", message=ALERTS[m["kind"]],
                                         data={k: str(v) for k, v in m.items()}))
         self._reconcile_days(bill_date, mismatches, ours, now)
-        report = {"date": bill_date, "their_trades": len(theirs), "our_orders": len(ours), "mismatches": mismatches}
+        report = {"date": bill_date, "their_trades": len(theirs), "our_orders": len(ours), "mismatches": mismatches,
+                  "trades": theirs, "orders": ours}  # the compared sides, stored per property by core/services/finance.py
         log.info("reconciliation", date=bill_date, mismatches=len(mismatches))
         observability.count("ReconcileMismatches", len(mismatches))
         return report

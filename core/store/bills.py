@@ -14,12 +14,15 @@ from datetime import date
 
 from pynamodb.expressions.condition import Condition
 
-from core.domain.bills import DRAFT, Bill, BillLine, Payment
+from core.domain.bills import CONFIRMED, DRAFT, ISSUED, Bill, BillLine, Payment
+from core.domain.reports import bill_key
 from core.domain.writes import AddBillLine, NoBillLine
 from core.store.models import BillItem, LedgerEntryItem
 from core.store.tx import Tx, update_if
+from core.store.usage import Summary
 
 BILL_SK = "BILL"
+ISSUE_TAG = "issue"  # the bill's update, when a line's write also issues it (AddBillLine.issue_by)
 
 
 def bill_sk(period: str) -> str:
@@ -41,9 +44,12 @@ def list_key(state: str, period: str, account_id: str) -> str:
 # --- transaction items (core/store/unit.py) ---------------------------------------------------
 
 
-def add_line(tx: Tx, w: AddBillLine, tag: str) -> None:
-    """The line (absent before) and the bill's total, created as a draft when new."""
+def add_line(tx: Tx, w: AddBillLine, tag: str, summary: Summary | None = None) -> None:
+    """The line (absent before) and the bill's total, created as a draft when new; and the
+    line's amount on the account's report summary of its day (docs/reports.md), through
+    `summary` when the transaction gathers one (core/store/ledger.py), else written here."""
     ln = w.line
+    _summarise(tx, tag, summary, ln.account_id, ln.created_at, f"b#{bill_key(ln.source, ln.charge_id)}", ln.amount)
     body = {"source": ln.source, "source_id": ln.source_id, "name": ln.name, "formula": ln.formula,
             "inputs": ln.inputs, "mode": ln.mode, "note": ln.note, "actor": ln.actor}
     item = BillItem(ln.account_id, line_sk(ln.period, ln.charge_id), kind="line", period=ln.period,
@@ -55,25 +61,47 @@ def add_line(tx: Tx, w: AddBillLine, tag: str) -> None:
         BillItem.kind.set("bill"),
         BillItem.period.set(ln.period),
         BillItem.property_id.set(BillItem.property_id | w.property_id),
-        BillItem.state.set(BillItem.state | DRAFT),
-        BillItem.list_key.set(BillItem.list_key | list_key(DRAFT, ln.period, ln.account_id)),
         BillItem.paid.set(BillItem.paid | 0),
         BillItem.created_at.set(BillItem.created_at | ln.created_at),
         BillItem.updated_at.set(ln.created_at),
         BillItem.total.add(ln.amount),
         BillItem.line_count.add(1),
     ]
+    if not w.issue_by:
+        actions += [BillItem.state.set(BillItem.state | DRAFT),
+                    BillItem.list_key.set(BillItem.list_key | list_key(DRAFT, ln.period, ln.account_id))]
     for attr, value in ((BillItem.building_id, w.building_id), (BillItem.room_id, w.room_id),
                         (BillItem.name, w.account_name), (BillItem.due_date, w.due)):
         if value:
             actions.append(attr.set(attr | value))
     condition: Condition | None = None
+    if w.issue_by:  # confirmed and issued in this write: a new bill, a draft or a confirmed one only
+        at = w.issue_at or ln.created_at
+        actions += [BillItem.state.set(ISSUED), BillItem.list_key.set(list_key(ISSUED, ln.period, ln.account_id)),
+                    BillItem.confirmed_at.set(BillItem.confirmed_at | at),
+                    BillItem.confirmed_by.set(BillItem.confirmed_by | w.issue_by),
+                    BillItem.issued_at.set(at), BillItem.issued_by.set(w.issue_by)]
+        condition = BillItem.state.does_not_exist() | BillItem.state.is_in(DRAFT, CONFIRMED)
+        tag = ISSUE_TAG
     if w.late_fee_before is not None:
         actions.append(BillItem.late_fee_total.add(ln.amount))
         condition = BillItem.late_fee_total == w.late_fee_before
         if w.late_fee_before == 0:
             condition = condition | BillItem.late_fee_total.does_not_exist()
     tx.update(header, actions, condition, tag=tag)
+
+
+def _summarise(tx: Tx, tag: str, summary: Summary | None, account_id: str, at: str, name: str, fen: int) -> None:
+    own = summary is None
+    s = Summary() if own else summary
+    s.money(account_id, at, name, fen)
+    if own:
+        s.flush(tx, "summary")
+
+
+def add_payment_summary(tx: Tx, p: Payment, tag: str, summary: Summary | None = None) -> None:
+    """A bill payment's amount on the account's report summary (m#bill_payment)."""
+    _summarise(tx, tag, summary, p.account_id, p.paid_at, "m#bill_payment", p.amount)
 
 
 def add_no_line(tx: Tx, w: NoBillLine, tag: str) -> None:
@@ -90,6 +118,22 @@ def put_line_alone(w: AddBillLine) -> bool:
              tag="entry")
     add_line(tx, w, "line")
     return tx.commit() is None
+
+
+def put_line_issuing(w: AddBillLine) -> str:
+    """put_line_alone with `w.issue_by`: "applied" (written, the bill issued), "issued_before"
+    (the line could be written but the bill is issued or paid already: nothing written),
+    "refused" (the line or an entry with its id exists, or a late fee's cap moved)."""
+    assert w.issue_by
+    tx = Tx()
+    tx.check(LedgerEntryItem, w.line.account_id, w.line.charge_id, condition=LedgerEntryItem.entry_id.does_not_exist(),
+             tag="entry")
+    add_line(tx, w, "line")
+    failures = tx.commit()
+    if failures is None:
+        return "applied"
+    failed = {f.tag for f in failures if f.code == "ConditionalCheckFailed"}
+    return "issued_before" if failed == {ISSUE_TAG} else "refused"
 
 
 # --- reads ------------------------------------------------------------------------------------
@@ -201,6 +245,7 @@ def add_payment(bill: Bill, p: Payment) -> str:
     tx.update(BillItem(bill.account_id, bill_sk(bill.period)),
               [BillItem.paid.add(p.amount), BillItem.updated_at.set(p.paid_at)],
               (BillItem.total == bill.total) & (BillItem.paid == bill.paid) & (BillItem.state == "issued"), tag="bill")
+    add_payment_summary(tx, p, "bill")
     failures = tx.commit()
     if failures is None:
         return "applied"

@@ -8,6 +8,11 @@ items by core/store/unit.py). On cancellation the items' old
 values come back with the reasons (ReturnValuesOnConditionCheckFailure=ALL_OLD), so a
 duplicate returns the first entry and a stale plan gets the fresh balance, both
 without another read.
+
+Every posting also adds to its account's report summary of the day and month (the usage
+table's items, core/store/usage.py `Summary`; docs/reports.md) in the same transaction;
+the extras that touch those items too (a rating's usage, a bill line, a bill payment) are
+merged into the same one update per item.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from typing import Protocol
 
 from core.domain.directory import Account
 from core.domain.ledger import AccountState, Entry, EntryKind
-from core.domain.writes import Refused, Write
-from core.store import unit
+from core.domain.writes import AddBillLine, AddUsage, PayBill, Refused, Write
+from core.store import bills, payments, unit
 from core.store.directory import account_item
 from core.store.models import AccountItem, LedgerEntryItem
 from core.store.tx import Failure, Tx, update_if, update_item
+from core.store.usage import Summary
 
 ENTRY_TAG = "entry"
 ACCOUNT_TAG = "account"
@@ -184,7 +190,19 @@ class LedgerStore:
             (AccountItem.version == state.version) & (AccountItem.settings_rev == state.settings_rev),
             tag=ACCOUNT_TAG,
         )
-        unit.add_all(tx, extras)
+        summary = Summary()
+        summary.posting(entry)
+        for i, w in enumerate(extras):
+            tag = f"{unit.PREFIX}{i}"
+            if isinstance(w, AddUsage):
+                summary.usage(w.usage)
+            elif isinstance(w, AddBillLine):
+                bills.add_line(tx, w, tag, summary)
+            elif isinstance(w, PayBill):
+                payments.add_pay_bill(tx, w, tag, summary)
+            else:
+                unit.add(tx, w, tag)
+        summary.flush(tx, "summary")
         failures = tx.commit()
         if failures is None:
             return Outcome("applied", entry=entry)
@@ -218,6 +236,9 @@ class LedgerStore:
         tx.put(item, AccountItem.account_id.does_not_exist(), tag=ACCOUNT_TAG)
         if opening is not None:
             tx.put(entry_item(opening), LedgerEntryItem.entry_id.does_not_exist(), tag=ENTRY_TAG)
+            summary = Summary()
+            summary.posting(opening)
+            summary.flush(tx, "summary")
         failures = tx.commit()
         if failures is None:
             return True
@@ -360,3 +381,10 @@ def account_details(account_ids: list[str]) -> list[tuple[Account, AccountState]
 
     keys = list(dict.fromkeys(account_ids))
     return [(_account(i), state_from_item(i)) for i in AccountItem.batch_get(keys, consistent_read=True)] if keys else []
+
+
+def entries_by_prefix(account_id: str, prefix: str) -> list[Entry]:
+    """The account's entries whose id starts with `prefix`, in id order: one consistent Query
+    (post-paid billings, `tobill:...`, read at once rather than one GetItem per id)."""
+    return [entry_from_item(i) for i in
+            LedgerEntryItem.query(account_id, LedgerEntryItem.entry_id.startswith(prefix), consistent_read=True)]

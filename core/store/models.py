@@ -358,7 +358,7 @@ class LedgerByTime(LocalSecondaryIndex):
 
 
 class LedgerEntryItem(_Base):
-    Meta = _meta("ledger")
+    Meta = _meta("ledger", stream_view_type="NEW_IMAGE")  # feeds the finance journal (functions/journal_stream.py)
     account_id = UnicodeAttribute(hash_key=True)
     entry_id = UnicodeAttribute(range_key=True)
     seq = NumberAttribute()
@@ -502,7 +502,7 @@ class OrdersByPaidDate(GlobalSecondaryIndex):
 
 
 class OrderItem(_Base):
-    Meta = _meta("orders")
+    Meta = _meta("orders", stream_view_type="NEW_IMAGE")  # feeds the finance journal (functions/journal_stream.py)
     out_trade_no = UnicodeAttribute(hash_key=True)
     property_id = UnicodeAttribute()
     account_id = UnicodeAttribute()
@@ -542,7 +542,7 @@ class RefundsProcessing(GlobalSecondaryIndex):
 
 
 class RefundItem(_Base):
-    Meta = _meta("refunds")
+    Meta = _meta("refunds", stream_view_type="NEW_IMAGE")  # feeds the finance journal (functions/journal_stream.py)
     out_refund_no = UnicodeAttribute(hash_key=True)
     out_trade_no = UnicodeAttribute()
     property_id = UnicodeAttribute()
@@ -789,7 +789,7 @@ class UsageItem(_Base):
     and band, ADDed; a day's latest average power per meter, SET): not declared here, read
     raw."""
 
-    Meta = _meta("usage")
+    Meta = _meta("usage", stream_view_type="NEW_AND_OLD_IMAGES")  # the report rollups' feed (docs/reports.md)
     account_id = UnicodeAttribute(hash_key=True)
     period = UnicodeAttribute(range_key=True)
 
@@ -901,7 +901,7 @@ class BillItem(_Base):
     state, total = Σ lines, paid = Σ payments), `<period>#LINE#<charge_id>` (a line, put with
     the total's ADD in one transaction), `<period>#PAY#<payment_id>` (a payment, with paid's)."""
 
-    Meta = _meta("bills")
+    Meta = _meta("bills", stream_view_type="NEW_IMAGE")  # feeds the finance journal (functions/journal_stream.py)
     account_id = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute()  # bill | line | payment
@@ -995,6 +995,121 @@ class SettlementItem(_Base):
     updated_at = UnicodeAttribute(null=True)
 
 
+# --- finance (core/store/journal.py, docs/finance.md) -------------------------------------------
+
+
+class JournalItem(_Base):
+    """The property-level journal of money movements (订单流水), kept by the stream consumer
+    functions/journal_stream.py from the ledger (money kinds), orders, refunds and bill payments:
+    `pk` = `<property_id>#<YYYY-MM>` (UTC month of `at`), `sk` = `<at>#<account_id>#<ref>` (`ref`:
+    `order:<no>`, `refund:<no>`, `entry:<entry_id>`, `billpay:<period>:<payment_id>`). A row's key
+    is deterministic from its source, so a redelivered record rewrites the same item."""
+
+    Meta = _meta("journal")
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    property_id = UnicodeAttribute()
+    at = UnicodeAttribute()
+    type = UnicodeAttribute()
+    channel = UnicodeAttribute(default="")
+    status = UnicodeAttribute()
+    amount = NumberAttribute()
+    account_id = UnicodeAttribute()
+    ref = UnicodeAttribute()
+    ref_no = UnicodeAttribute(default="")
+    building_id = UnicodeAttribute(default="")
+    room_id = UnicodeAttribute(default="")
+    tenant_id = UnicodeAttribute(default="")
+    tenant_name = UnicodeAttribute(default="")
+    account_name = UnicodeAttribute(default="")
+    memo = UnicodeAttribute(default="")
+    actor = UnicodeAttribute(default="")
+
+
+class ReconciliationItem(_Base):
+    """Each day's WeChat trade-bill reconciliation, per property (对账): sk `DAY#<YYYY-MM-DD>` (the
+    day's counts as JSON) and `ROW#<YYYY-MM-DD>#<out_trade_no>` (one trade: its kind, both amounts,
+    the action taken, and an admin's review). Property `unknown` holds trades no order names."""
+
+    Meta = _meta("reconciliations")
+    property_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    day = UnicodeAttribute()
+    doc = UnicodeAttribute()  # the row or the day's summary as JSON (core/domain/finance.py)
+    updated_at = UnicodeAttribute(null=True)
+    reviewed_at = UnicodeAttribute(null=True)
+    reviewed_by = UnicodeAttribute(null=True)
+    review_note = UnicodeAttribute(null=True)
+
+
+# --- batch operations (批量操作: core/store/batch.py, docs/batch.md) ----------------------------------
+
+
+class BatchByProperty(GlobalSecondaryIndex):
+    """Sparse (task items only): a property's tasks, newest first."""
+
+    Meta = _index_meta("by_property", AllProjection())
+    property_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class BatchDue(GlobalSecondaryIndex):
+    """Sparse: scheduled tasks by start time (`due_key` = "DUE" only while scheduled)."""
+
+    Meta = _index_meta("by_due", KeysOnlyProjection())
+    due_key = UnicodeAttribute(hash_key=True)
+    run_at = UnicodeAttribute(range_key=True)
+
+
+class BatchTaskItem(_Base):
+    """A batch task and its items in one partition: sk `TASK` (operation, parameters as JSON,
+    state, schedule) and `ITEM#<00001>` (target, per-row values, state, result as JSON)."""
+
+    Meta = _meta("batch_tasks")
+    task_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    state = UnicodeAttribute()
+    # the task
+    property_id = UnicodeAttribute(null=True)  # task items only (the index stays sparse)
+    created_at = UnicodeAttribute(null=True)
+    op = UnicodeAttribute(null=True)
+    params = UnicodeAttribute(null=True)
+    total = NumberAttribute(null=True)
+    created_by = UnicodeAttribute(null=True)
+    created_by_name = UnicodeAttribute(null=True)
+    title = UnicodeAttribute(null=True)
+    run_at = UnicodeAttribute(null=True)
+    due_key = UnicodeAttribute(null=True)
+    started_at = UnicodeAttribute(null=True)
+    finished_at = UnicodeAttribute(null=True)
+    schedule_name = UnicodeAttribute(null=True)
+    # an item
+    target = UnicodeAttribute(null=True)
+    row_values = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    result = UnicodeAttribute(null=True)
+    # both
+    attempt = NumberAttribute(default=1)
+    updated_at = UnicodeAttribute(null=True)
+    by_property = BatchByProperty()
+    by_due = BatchDue()
+
+
+# --- report rollups (core/store/rollups.py, docs/reports.md) ------------------------------------
+
+
+class RollupItem(_Base):
+    """A building's report figures, one partition per (property, building): `scope` =
+    `<property>#<building>`; `sk` = `RM#<YYYY-MM>#<account>` | `RD#<YYYY-MM-DD>#<account>` (a
+    room's month / day, copied from its account's summary by the usage stream's consumer) |
+    `TM#<YYYY-MM>` | `TD#<YYYY-MM-DD>` (the building's totals). Besides these, flat number
+    attributes named by core/domain/reports.py (q#, f#, m#, b#, ob, cb, v, rooms), read raw."""
+
+    Meta = _meta("rollups")
+    scope = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     DirectoryItem,
     TenantItem,
@@ -1025,4 +1140,8 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ApportionItem,
     DepositItem,
     SettlementItem,
+    JournalItem,
+    ReconciliationItem,
+    BatchTaskItem,
+    RollupItem,
 )

@@ -8,6 +8,7 @@ import json
 
 from core.domain.payments import CLOSED, PAID, PENDING, RECHARGE, REFUND_PROCESSING, Order, Refund
 from core.domain.writes import FailRefund, MarkPaid, PayBill, StartRefund
+from core.store import bills
 from core.store.bills import bill_sk, pay_sk
 from core.store.models import BillItem, OrderItem, RefundItem
 from core.store.tx import Tx, save_if, update_if, update_item
@@ -67,7 +68,7 @@ def add_mark_paid(tx: Tx, w: MarkPaid, tag: str = ORDER_TAG) -> None:
     )
 
 
-def add_pay_bill(tx: Tx, w: PayBill, tag: str) -> None:
+def add_pay_bill(tx: Tx, w: PayBill, tag: str, summary=None) -> None:
     """Transaction items: the bill payment (absent before) and the bill's paid, if the bill is
     issued with the total and paid read (the same conditions as a counter payment:
     core/store/bills.py add_payment)."""
@@ -79,6 +80,7 @@ def add_pay_bill(tx: Tx, w: PayBill, tag: str) -> None:
     tx.update(BillItem(p.account_id, bill_sk(p.period)), [BillItem.paid.add(p.amount), BillItem.updated_at.set(p.paid_at)],
               (BillItem.total == w.total_before) & (BillItem.paid == w.paid_before) & (BillItem.state == "issued"),
               tag=tag)
+    bills.add_payment_summary(tx, p, tag, summary)  # the report summary (docs/reports.md); merged when gathered
 
 
 def close_order(out_trade_no: str) -> bool:

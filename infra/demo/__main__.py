@@ -132,6 +132,14 @@ def _run(args: argparse.Namespace, cleanups: list) -> int:
                           "NotificationsQueue": made["queues"]["notifications"]})
     cleanups.append(("local functions", lambda: _report_and_stop(runner)))
     runner.start()
+    from core.services.finance import Finance
+
+    # the journal (财务 → 订单流水) of what was seeded before the stream consumer started at LATEST
+    Finance().backfill(info["property_id"])
+    from core.services import reports
+
+    # the reports' rollups (报表) of the seeded accounts' summaries, for the same reason
+    reports.service().backfill(info["property_id"])
     import shutil
 
     state = STATE / "demo-bridge"

@@ -63,6 +63,9 @@ def local_env(port: int) -> dict[str, str]:
         # and month-end's fan-out (!Ref MonthEndQueue; docs/billing.md "Month-end at scale")
         "FEIKONG_MONTH_END_QUEUE_URL": f"http://127.0.0.1:{port}/{MOTO_ACCOUNT}/"
                                        f"feikong-{os.environ.get('FEIKONG_STAGE', 'dev')}-month-end",
+        # and the batch operations' fan-out (!Ref BatchQueue; docs/batch.md)
+        "FEIKONG_BATCH_QUEUE_URL": f"http://127.0.0.1:{port}/{MOTO_ACCOUNT}/"
+                                   f"feikong-{os.environ.get('FEIKONG_STAGE', 'dev')}-batch",
         # every local client is 127.0.0.1 and test suites and benches log in and order
         # hundreds of times a minute: the tenant rate limits are raised here (unless set);
         # tests/integration/test_tenant_limits.py sets its own (docs/tenant-auth.md, "Limits")

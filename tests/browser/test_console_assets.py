@@ -149,10 +149,11 @@ def test_layout_at_laptop_and_tablet_size(sample, page_at, screenshot, width, he
     assert page.goto(sample("/sample/P1/rooms")).status == 200
     assert page.title() == "样式示例 · 费控"
     nav = page.locator("nav.sidenav a")
-    assert nav.count() == 10  # the sample admin is an owner: 用户管理 too
-    assert [nav.nth(i).get_attribute("href") for i in range(10)] == [
+    assert nav.count() == 13  # the sample admin is an owner: 用户管理 too
+    assert [nav.nth(i).get_attribute("href") for i in range(13)] == [
         "/p/P1/rooms", "/p/P1/tariffs", "/p/P1/anomalies", "/p/P1/sites", "/p/P1/audit", "/p/P1/refunds",
-        "/p/P1/apportion", "/p/P1/bills", "/p/P1/settings", "/company/users"]
+        "/p/P1/apportion", "/p/P1/bills", "/p/P1/reports", "/p/P1/finance", "/p/P1/batch", "/p/P1/settings",
+        "/company/users"]
     assert page.locator("nav.sidenav a.active").get_attribute("href") == "/p/P1/rooms"
     nav_width = page.locator("nav.sidenav").bounding_box()["width"]
     if width >= 1366:  # full labels

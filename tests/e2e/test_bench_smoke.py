@@ -98,3 +98,20 @@ def test_notify_bench_runs_and_ends_with_its_json_line(aws):
     assert last["bench"] == "notify" and last["jobs"] == 40
     assert last["sent_template"] + last["sent_sms"] == 40 and last["sent_sms"] == 8  # 2 of 10 accounts by SMS
     assert "exactly_once" not in last["missed"]
+
+
+def test_reports_bench_reads_the_month_exactly_with_requests_per_building(aws):
+    last = run_bench("bench/reports.py", "--rooms", "60", "--per-building", "20", "--entries", "2", "--repeat", "1",
+                     timeout=300)
+    assert last["bench"] == "reports" and last["rooms"] == 60 and last["buildings"] == 3
+    first, second = last["runs"]
+    assert first["exact"] is True and second["exact"] is True
+    assert second["ledger_entries"] == 2 * first["ledger_entries"]
+    assert first["requests"] == second["requests"] <= 2 * 3 + 4  # grows with buildings, not entries
+
+
+def test_batch_bench_trips_every_meter_once_through_the_queue(aws):
+    last = run_bench("bench/batch.py", "--items", "30", "--sample", "10", timeout=300)
+    assert last["bench"] == "batch" and last["items"] == 30 and last["messages"] == 2  # 25 + 5 items
+    assert last["every_item_done"] is True and last["held_open_with_one_trip"] is True
+    assert last["raw_items_per_s"] > 0 and last["batch_items_per_s"] > 0

@@ -12,16 +12,20 @@ import pytest
 from infra.deploy import deploy_check
 
 FUNCTIONS = ["uplinkConsumer", "controlTick", "wechatpayNotify", "paymentsSweep", "reconcile", "ledgerAudit",
-             "ledgerAuditWorker", "notifyRoute", "notifySend", "monthEnd", "monthEndLateFees", "monthEndWorker"]
+             "ledgerAuditWorker", "notifyRoute", "notifySend", "monthEnd", "monthEndLateFees", "monthEndWorker",
+             "journalStream", "reportRollup", "batchDue", "batchWorker"]
 SCHEDULED = {"ControlTickLambdaFunction", "PaymentsSweepLambdaFunction", "ReconcileLambdaFunction",
-             "LedgerAuditLambdaFunction", "MonthEndLambdaFunction", "MonthEndLateFeesLambdaFunction"}
+             "LedgerAuditLambdaFunction", "MonthEndLambdaFunction", "MonthEndLateFeesLambdaFunction",
+             "BatchDueLambdaFunction"}
 DLQS = {"UplinkDlqQueue", "LedgerAuditDlqQueue", "AsyncDlqQueue", "NotificationsDlqQueue", "NotifyRouteDlqQueue",
-        "MonthEndDlqQueue"}
+        "MonthEndDlqQueue", "JournalStreamDlqQueue", "ReportRollupDlqQueue", "BatchDlqQueue"}
 # docs/operations.md, Concurrency
 RESERVED = {"UplinkConsumerLambdaFunction": 20, "ControlTickLambdaFunction": 2, "WechatpayNotifyLambdaFunction": 20,
             "PaymentsSweepLambdaFunction": 2, "ReconcileLambdaFunction": 1, "LedgerAuditLambdaFunction": 1,
             "LedgerAuditWorkerLambdaFunction": 5, "NotifyRouteLambdaFunction": 2, "NotifySendLambdaFunction": 5,
-            "MonthEndLambdaFunction": 1, "MonthEndLateFeesLambdaFunction": 1, "MonthEndWorkerLambdaFunction": 4}
+            "MonthEndLambdaFunction": 1, "MonthEndLateFeesLambdaFunction": 1, "MonthEndWorkerLambdaFunction": 4,
+            "JournalStreamLambdaFunction": 2, "ReportRollupLambdaFunction": 2, "BatchDueLambdaFunction": 1,
+            "BatchWorkerLambdaFunction": 2}
 ZAPPA_RESERVED = 50
 
 
@@ -56,15 +60,16 @@ def test_serverless_package_cfn_lint_and_resources_match(template):
     rules = sorted(r["Properties"]["ScheduleExpression"] for r in template["Resources"].values()
                    if r["Type"] == "AWS::Events::Rule")
     assert rules == ["cron(0 2 * * ? *)", "cron(10 16 * * ? *)", "cron(30 18 * * ? *)", "cron(5 16 L * ? *)",
-                     "rate(1 minute)", "rate(1 minute)"]
+                     "rate(1 minute)", "rate(1 minute)", "rate(1 minute)"]
     assert deploy_check.async_functions(template) == SCHEDULED
     routes = [r["Properties"]["RouteKey"] for r in template["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Route"]
     assert routes == ["POST /wechatpay/notify"]
     mappings = [r["Properties"] for r in template["Resources"].values()
                 if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert len(mappings) == 5 and all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
+    assert len(mappings) == 11 and all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
     assert sorted(m["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings) == [
-        "EventsTable", "LedgerAuditQueue", "MonthEndQueue", "NotificationsQueue", "UplinkQueue"]
+        "BatchQueue", "BillsTable", "EventsTable", "LedgerAuditQueue", "LedgerTable", "MonthEndQueue",
+        "NotificationsQueue", "OrdersTable", "RefundsTable", "UplinkQueue", "UsageTable"]
     # the notification router: the events table's stream, new items of the notifiable types only
     stream = next(m for m in mappings if m["EventSourceArn"]["Fn::GetAtt"] == ["EventsTable", "StreamArn"])
     (pattern,) = [json.loads(f["Pattern"]) for f in stream["FilterCriteria"]["Filters"]]
@@ -129,19 +134,19 @@ def test_reserved_concurrency_guarantees_ingest_and_control(template):
     assert {rid: f["ReservedConcurrentExecutions"] for rid, f in functions.items()} == RESERVED
     assert deploy_check.zappa_settings()["dev"]["lambda_concurrency"] == ZAPPA_RESERVED
     # payments, batch jobs, notifications, month-end and the tenant API together:
-    # 20 + 2 + 1 + 1 + 5 + 2 + 5 + 1 + 1 + 4 + 50 = 92 <= 100
+    # 20 + 2 + 1 + 1 + 5 + 2 + 5 + 1 + 1 + 4 + 2 (journal) + 2 (report rollups) + 1 + 2 (batch) + 50 = 99 <= 100
     others = sum(n for rid, n in RESERVED.items() if rid not in deploy_check.GUARANTEED) + ZAPPA_RESERVED
-    assert others == 92 <= deploy_check.OTHERS_BUDGET
+    assert others == 99 <= deploy_check.OTHERS_BUDGET
     assert others + 20 + 2 <= deploy_check.ACCOUNT_CONCURRENCY - deploy_check.UNRESERVED_MIN
     # the SQS pollers never run more copies than the function may: no throttled receive
     # counts toward the dead-letter queue
     caps = {m["FunctionName"]["Fn::GetAtt"][0]: m["ScalingConfig"]["MaximumConcurrency"]
             for m in _of(template, "AWS::Lambda::EventSourceMapping").values() if "ScalingConfig" in m}
     assert caps == {"UplinkConsumerLambdaFunction": 20, "LedgerAuditWorkerLambdaFunction": 5,
-                    "NotifySendLambdaFunction": 5, "MonthEndWorkerLambdaFunction": 4}
-    # nine more reserved instances for the payments side break the budget
+                    "NotifySendLambdaFunction": 5, "MonthEndWorkerLambdaFunction": 4, "BatchWorkerLambdaFunction": 2}
+    # nine more reserved instances for the payments side break the budget (99 + 9)
     template["Resources"]["WechatpayNotifyLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"] = 29
-    with pytest.raises(deploy_check.CheckFailed, match="reserve 101 > 100"):
+    with pytest.raises(deploy_check.CheckFailed, match="reserve 108 > 100"):
         deploy_check.check_operations(template, deploy_check.zappa_settings())
     del template["Resources"]["ReconcileLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"]
     with pytest.raises(deploy_check.CheckFailed, match="ReconcileLambdaFunction: no reserved concurrency"):
@@ -178,10 +183,11 @@ def test_an_alarm_for_every_function_and_dead_letter_queue(template):
     expected = ({f"feikong-dev-{fn}-{kind}" for fn in FUNCTIONS for kind in ("errors", "throttles")}
                 | {"feikong-dev-uplink-dlq-depth", "feikong-dev-ledger-audit-dlq-depth", "feikong-dev-async-dlq-depth",
                    "feikong-dev-notifications-dlq-depth", "feikong-dev-notify-route-dlq-depth", "feikong-dev-uplink-age",
-                   "feikong-dev-month-end-dlq-depth"}
+                   "feikong-dev-month-end-dlq-depth", "feikong-dev-journal-stream-dlq-depth",
+                   "feikong-dev-report-rollup-dlq-depth", "feikong-dev-batch-dlq-depth"}
                 | {f"feikong-dev-{m}" for m in ("SweepStuckOrders", "SweepStuckRefunds", "ReconcileMismatches",
                                                "LedgerAuditFailures", "BridgesOffline", "NotificationsFailed")})
-    assert set(by_name) == expected and len(alarms) == 37
+    assert set(by_name) == expected and len(alarms) == 48
     errors = by_name["feikong-dev-wechatpayNotify-errors"]
     assert (errors["Namespace"], errors["MetricName"], errors["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
     assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "WechatpayNotifyLambdaFunction"}}]
@@ -210,7 +216,7 @@ def test_an_alarm_for_every_function_and_dead_letter_queue(template):
 
 def test_queues_encrypted_functions_traced_api_logged_and_throttled(template):
     queues = _of(template, "AWS::SQS::Queue")
-    assert len(queues) == 10 and all(q["SqsManagedSseEnabled"] is True for q in queues.values())
+    assert len(queues) == 14 and all(q["SqsManagedSseEnabled"] is True for q in queues.values())
     for f in _of(template, "AWS::Lambda::Function").values():
         assert f["TracingConfig"] == {"Mode": "Active"}
         env = f["Environment"]["Variables"]

@@ -26,15 +26,17 @@ def test_function_logical_ids_follow_the_serverless_framework():
 def test_serverless_yml_functions_are_read_despite_cloudformation_tags():
     assert operations.function_names() == ["uplinkConsumer", "controlTick", "wechatpayNotify", "paymentsSweep",
                                            "reconcile", "ledgerAudit", "ledgerAuditWorker", "notifyRoute", "notifySend",
-                                           "monthEnd", "monthEndLateFees", "monthEndWorker"]
+                                           "journalStream", "reportRollup", "monthEnd", "monthEndLateFees",
+                                           "monthEndWorker", "batchDue", "batchWorker"]
 
 
 def test_two_functions_make_their_alarms_and_dashboard_lines():
     res = operations.resources(["alpha", "beta-two"])
     alarms = {rid: r["Properties"] for rid, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    # 2 functions x (errors, throttles) + 6 dead-letter queues + uplink age + 5 operational metrics
-    # + failed notifications (above a threshold)
-    assert len(alarms) == 4 + 6 + 1 + 5 + 1
+    # 2 functions x (errors, throttles) + 7 dead-letter queues (journal-stream-dlq: docs/finance.md)
+    # + 1 (report-rollup-dlq: docs/reports.md) + 1 (batch-dlq: docs/batch.md)
+    # + uplink age + 5 operational metrics + failed notifications (above a threshold)
+    assert len(alarms) == 4 + 7 + 1 + 1 + 1 + 5 + 1
     assert alarms["NotificationsFailedAlarm"]["Threshold"] == operations.NOTIFICATIONS_FAILED_MAX
     assert alarms["BetaDashtwoThrottlesAlarm"]["Dimensions"] == [
         {"Name": "FunctionName", "Value": {"Ref": "BetaDashtwoLambdaFunction"}}]
