@@ -1,5 +1,6 @@
 """The ledger audit (docs/ledger.md): `handler` runs nightly (02:30 Beijing time; an event
-{"full": true} re-verifies every entry on demand) and fans out to `worker`, the consumer
+{"full": true} re-verifies every entry on demand, {"property_ids": [...]} audits those
+properties' accounts only) and fans out to `worker`, the consumer
 of the ledger-audit queue, once the accounts exceed one batch."""
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def handler(event: dict, context: LambdaContext) -> dict:
     from core.services import audit  # on first use (docs/cold-start.md)
 
-    result = audit.run(full=bool((event or {}).get("full")))
+    event = event or {}
+    ids = event.get("property_ids")
+    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids)):
+        raise ValueError("property_ids must be a list of property ids")
+    result = audit.run(full=bool(event.get("full")), property_ids=ids or None)
     return {"accounts": result["accounts"], "batches": result["batches"], "checked": result["checked"],
             "broken": [b["account_id"] for b in result["broken"]]}
 

@@ -75,6 +75,16 @@ def entry_id(source: str, month: str, n: int) -> str:
     return f"{ENTRY_PREFIX}:{source}:{month}.{n}"
 
 
+def parse_entry_id(entry_id: str) -> tuple[str, str, int] | None:
+    """(source, month, n) of a billing's entry id; None for any other id."""
+    prefix, _, rest = entry_id.partition(":")
+    source, _, tail = rest.partition(":")
+    month, _, n = tail.rpartition(".")
+    if prefix != ENTRY_PREFIX or source not in NAMES or len(month) != 7 or not n.isdigit():
+        return None
+    return source, month, int(n)
+
+
 @dataclass(frozen=True)
 class MonthUsage:
     """One usage month of one utility: its aggregate cost (fen) and quantity."""

@@ -189,10 +189,17 @@ class WeChatPayClient:
         return self._result(code, text)
 
     def trade_bill(self, bill_date: str) -> str:
-        """The day's trade bill as WeChat's CSV text (bill_date: YYYY-MM-DD)."""
+        """The day's trade bill as WeChat's CSV text (bill_date: YYYY-MM-DD); "" for a day
+        without a successful trade (WeChat answers 400 NO_STATEMENT_EXIST: no file, not an
+        error to retry)."""
         core = self._pay._core
         code, text = core.request(f"/v3/bill/tradebill?bill_date={quote(bill_date)}&bill_type=ALL")
-        url = self._result(code, text)["download_url"]
+        try:
+            url = self._result(code, text)["download_url"]
+        except WeChatPayError as e:
+            if e.code == "NO_STATEMENT_EXIST":
+                return ""
+            raise
         path = url[len(core._gate_way):] if url.startswith(core._gate_way) else url
         code, content = core.request(path, skip_verify=True)
         if code != 200:

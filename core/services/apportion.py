@@ -132,11 +132,22 @@ def save_group(who: AdminPrincipal, property_id: str, doc: object, *, group_id: 
 
 
 class _Usage:
-    """Month items of the accounts involved, each read once."""
+    """Month items of the accounts involved, each read once: `prefetch` reads many in
+    BatchGetItems of 100 (a building's group in a few requests, not a Query per room)."""
 
     def __init__(self, period: str) -> None:
         self.day = rules.period_day(period)
+        self.month = f"{self.day.year:04d}-{self.day.month:02d}"
         self.rows: dict[str, list] = {}
+
+    def prefetch(self, account_ids: Iterable[str]) -> None:
+        todo = [a for a in dict.fromkeys(account_ids) if a and a not in self.rows]
+        if not todo:
+            return
+        found = usage_store.months_of_accounts(todo, self.month)
+        for a in todo:
+            row = found.get(a)
+            self.rows[a] = list(row.cells) if row else []
 
     def cells(self, account_id: str) -> list:
         if account_id not in self.rows:
@@ -155,6 +166,34 @@ class _Usage:
                    Decimal(0))
 
 
+class PropertyInputs:
+    """What every group of a property reads alike (its meters, rooms, the paying account of
+    each room), read once for all the groups computed with it: month-end previews every
+    group of a property, and reading the whole property per group grew with groups x rooms."""
+
+    def __init__(self, property_id: str) -> None:
+        self.property_id = property_id
+        self._meters: dict | None = None
+        self._rooms: dict | None = None
+        self._payers: dict[str, dict[str, str]] = {}  # building -> room key -> account
+
+    def meters(self) -> dict:
+        if self._meters is None:
+            self._meters = {m.meter_id: m for m in mstore.monitor_meters(self.property_id)}
+        return self._meters
+
+    def rooms(self) -> dict:
+        if self._rooms is None:
+            _, _, _, rooms = dstore.property_tree(self.property_id)
+            self._rooms = {f"{r.building_id}/{r.room_id}": r for r in rooms}
+        return self._rooms
+
+    def payers(self, buildings: set[str]) -> dict[str, str]:
+        for b in sorted(buildings - self._payers.keys()):
+            self._payers[b] = _payers(self.property_id, {b})
+        return {k: v for b in buildings for k, v in self._payers[b].items()}
+
+
 def _payers(property_id: str, buildings: set[str]) -> dict[str, str]:
     """room key -> the account that pays for it: its open account (the earliest opened, then
     the lowest id, when a room holds several)."""
@@ -169,19 +208,22 @@ def _payers(property_id: str, buildings: set[str]) -> dict[str, str]:
     return {k: v[1] for k, v in out.items()}
 
 
-def compute(g: Group, period: str) -> Result:
-    """Read a period's inputs and compute its shares (nothing is written)."""
+def compute(g: Group, period: str, inputs_of: PropertyInputs | None = None) -> Result:
+    """Read a period's inputs and compute its shares (nothing is written). `inputs_of`: the
+    property's meters, rooms and payers as read for an earlier group (else read now)."""
     master = dstore.get_meter(g.master_meter)
     if master is None or master.property_id != g.property_id or not master.plan_id:
         raise ValidationError("总表不存在或未设置电价方案", code="master_meter_unrated", field="master_meter")
     plan = tariff_service.plan(master.plan_id)
     utility = plan.utility
+    if inputs_of is None or inputs_of.property_id != g.property_id:
+        inputs_of = PropertyInputs(g.property_id)
+    meters, room_of = inputs_of.meters(), inputs_of.rooms()
+    payers = inputs_of.payers({m.building_id for m in g.members})
     usage = _Usage(period)
+    usage.prefetch([master.account_id, *(payers.get(m.key, "") for m in g.members if not m.sub_meters),
+                    *(meters[s].account_id for m in g.members for s in m.sub_meters if s in meters)])
     master_bands = usage.meter(master.account_id, master.meter_id, utility)
-    meters = {m.meter_id: m for m in mstore.monitor_meters(g.property_id)}
-    _, _, _, rooms = dstore.property_tree(g.property_id)
-    room_of = {f"{r.building_id}/{r.room_id}": r for r in rooms}
-    payers = _payers(g.property_id, {m.building_id for m in g.members})
     inputs = []
     for m in g.members:
         room = room_of.get(m.key)
@@ -218,15 +260,16 @@ def run(property_id: str, group_id: str, period: object) -> Run:
     return r
 
 
-def preview(who: AdminPrincipal, property_id: str, group_id: str, period: object, clock: Clock = utcnow) -> Run:
+def preview(who: AdminPrincipal, property_id: str, group_id: str, period: object, clock: Clock = utcnow,
+            inputs_of: PropertyInputs | None = None) -> Run:
     """Compute a period's shares and store them as the run's new revision (a period already
-    approved or posted is not computed again: 409)."""
+    approved or posted is not computed again: 409). `inputs_of`: see compute."""
     g = group(property_id, group_id)
     p = rules.check_preview_period(period, clock())
     current = store.get_run(property_id, group_id, p)
     if current is not None and current.status != rules.PREVIEWED:
         raise Conflict(f"账期 {p} 已审批（{current.status_text}），不能重新试算", code="apportion_run_decided")
-    result = compute(g, p)
+    result = compute(g, p, inputs_of)
     if not store.put_preview(property_id, group_id, result, current.rev if current else 0, who.name,
                              format_time(clock())):
         raise Conflict("该账期刚被他人试算或审批，请刷新后重试", code="apportion_run_stale")

@@ -37,11 +37,12 @@ def _chunks(ids: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def run(full: bool = False, size: int | None = None, clock: Clock = utcnow) -> dict:
-    """Audit every account: here if they fit in one batch, else by queued batches.
-    full: ignore the checkpoints and verify every entry again (on demand)."""
+def run(full: bool = False, size: int | None = None, clock: Clock = utcnow,
+        property_ids: list[str] | None = None) -> dict:
+    """Audit every account (or those of `property_ids`): here if they fit in one batch,
+    else by queued batches. full: ignore the checkpoints and verify every entry again (on demand)."""
     size = size or batch_size()
-    chunks = _chunks(store.account_ids(page_size=1000), size)
+    chunks = _chunks(store.account_ids(page_size=1000, property_ids=property_ids), size)
     first = next(chunks, [])
     second = next(chunks, None)
     if second is None:

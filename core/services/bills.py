@@ -13,8 +13,8 @@ issued bill (the counter's receipt number, or an order's out_trade_no), once per
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
@@ -56,6 +56,15 @@ def shortfall_note(deducted: int, billed: int) -> str:
 ATTEMPTS = 8
 
 
+class _Resplit(Exception):
+    """A deduct-mode charge's split was planned on a state other than the one its
+    transaction is conditioned on: plan it again on `state`."""
+
+    def __init__(self, state: AccountState) -> None:
+        super().__init__("split planned on another state")
+        self.state = state
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     """What applying one charge did. status: deducted (all from the balance), billed (all
@@ -70,6 +79,7 @@ class ApplyResult:
     billed: int = 0  # fen put on the bill by this call
     bill_id: str | None = None
     message: str = ""
+    issued: bool = False  # the line's write also confirmed and issued the bill (apply_charges issue_with)
 
 
 @dataclass(frozen=True)
@@ -105,10 +115,13 @@ class Bills:
     # -- applying charges -------------------------------------------------------------
 
     def apply_charges(self, charges: Iterable[Charge], *, actor: str, due: date | None = None,
-                      accounts: Mapping[str, Account] | None = None) -> list[ApplyResult]:
+                      accounts: Mapping[str, Account] | None = None,
+                      issue_with: Collection[str] = ()) -> list[ApplyResult]:
         """Apply each charge by its mode (docs/billing.md). `accounts`: the charges' accounts
         as the caller already read them (month-end reads a building's at once), else one
-        GetItem per account."""
+        GetItem per account. `issue_with`: ids of bill-mode charges whose line's write also
+        confirms and issues the bill (month-end's last line of a room's bill), unless the
+        bill is issued already (then the line is written alone)."""
         if not isinstance(actor, str) or not actor.strip():
             raise ValidationError("actor 不能为空", code="field_required", field="actor")
         charges = list(charges)
@@ -125,7 +138,7 @@ class Bills:
                 if a.property_id != c.property_id:
                     raise ValidationError("费用的物业与账户不符", code="charge_property_mismatch")
                 rooms[c.account_id] = (a.building_id, a.room_id, a.name)
-            out.append(self._apply(c, actor, due, rooms[c.account_id]))
+            out.append(self._apply(c, actor, due, rooms[c.account_id], c.charge_id in issue_with))
         return out
 
     def _record(self, c: Charge, amount: int, actor: str, due: date | None, room: tuple[str, str, str],
@@ -136,10 +149,20 @@ class Bills:
         return AddBillLine(BillLine.of(c, amount, format_time(self.clock()), actor, note), c.property_id,
                            due.isoformat() if due else None, late_before, *room)
 
-    def _apply(self, c: Charge, actor: str, due: date | None, room: tuple[str, str, str]) -> ApplyResult:
+    def _apply(self, c: Charge, actor: str, due: date | None, room: tuple[str, str, str],
+               issue: bool = False) -> ApplyResult:
         period = rules.bill_period_of(c)
         bill_id = rules.bill_id_of(c.account_id, period)
-        if c.mode == BILL:
+        if c.mode == BILL and issue:
+            record = self._record(c, c.amount, actor, due, room)
+            done = store.put_line_issuing(replace(record, issue_by=actor, issue_at=record.line.created_at))
+            if done == "applied":
+                log.info("bill line added, bill issued", charge_id=c.charge_id, account_id=c.account_id,
+                         amount=c.amount, bill_id=bill_id, actor=actor)
+                return ApplyResult(c.charge_id, c.account_id, "billed", billed=c.amount, bill_id=bill_id, issued=True)
+            if done == "refused":
+                return self._already(c, bill_id)
+        if c.mode == BILL:  # (issued before: the line joins the issued bill, as any other line would)
             if store.put_line_alone(self._record(c, c.amount, actor, due, room)):
                 log.info("bill line added", charge_id=c.charge_id, account_id=c.account_id, amount=c.amount,
                          bill_id=bill_id, actor=actor)
@@ -158,11 +181,18 @@ class Bills:
                 bill_id: str) -> ApplyResult:
         # No look for an earlier application first: the transaction's own conditions find
         # it (the entry's id, the line's absence) and _deducted_before then says which.
+        # The split is planned on the account's remembered state (month-end remembers a
+        # building's, read at once) or one read; the hook checks it against the exact state
+        # the transaction is conditioned on and asks for a new split when they differ.
+        state = self.ledger.state(c.account_id)
+        fresh = False
         for _ in range(ATTEMPTS):
-            state = self.ledger.state(c.account_id, fresh=True)
             deducted, billed = rules.deduct_split(c.amount, state.balance, state.overdraft_limit)
             if state.status != ACCOUNT_OPEN:
                 deducted, billed = 0, c.amount
+            if deducted == 0 and not fresh:  # billing it whole has no account condition: on a fresh read only
+                state, fresh = self.ledger.state(c.account_id, fresh=True), True
+                continue
             if deducted == 0:
                 if store.put_line_alone(self._record(c, billed, actor, due, room, SHORTFALL_NOTE)):
                     log.info("deduct charge billed whole", charge_id=c.charge_id, account_id=c.account_id,
@@ -175,7 +205,9 @@ class Bills:
             decided: dict = {}
             now = self.clock()
 
-            def hook(st: AccountState, entry: Entry, decided=decided, now=now):
+            def hook(st: AccountState, entry: Entry, decided=decided, now=now, split=(deducted, billed)):
+                if st.status != ACCOUNT_OPEN or rules.deduct_split(c.amount, st.balance, st.overdraft_limit) != split:
+                    raise _Resplit(st)  # the state moved since the split was planned
                 changes, events, decision = self.control.decide_after(st, entry, now)
                 decided["d"] = (st, decision)
                 return changes, [AddEvent(e) for e in events]
@@ -185,7 +217,11 @@ class Bills:
                 entry = self.ledger.post(extras=extras, hook=hook, account_id=c.account_id,
                                          entry_id=c.charge_id, kind=str(EntryKind.FEE), amount=deducted,
                                          cause=f"charge:{c.charge_id}", actor=actor, memo=c.name[:100])
+            except _Resplit as moved:
+                state, fresh = moved.state, True
+                continue
             except InsufficientFunds:
+                state, fresh = self.ledger.state(c.account_id, fresh=True), True
                 continue  # the balance fell since it was read: split again
             except (IdempotencyConflict, WriteRefused):
                 return self._deducted_before(c, bill_id) or ApplyResult(c.charge_id, c.account_id, "duplicate",

@@ -162,6 +162,13 @@ class LedgerService:
             return self._reload(account_id)
         return self._state(account_id)[0]
 
+    def remember(self, states: Iterable[AccountState]) -> None:
+        """States the caller has just read consistently (month-end reads a building's
+        accounts at once): postings plan on them without a read of their own. A state
+        that is already stale costs one refused transaction, which returns the current one."""
+        for st in states:
+            self._store_state(st)
+
     def _forget(self, account_id: str) -> None:
         with self._lock:
             self._states.pop(account_id, None)

@@ -36,6 +36,7 @@ from core.domain import charge_items as item_rules
 from core.domain.admins import AdminPrincipal
 from core.domain.bills import Bill
 from core.domain.charge_items import AccountRef, RoomRef
+from core.domain.charges import BILL as BILL_MODE
 from core.domain.charges import Charge
 from core.domain.clock import Clock, utcnow
 from core.domain.directory import PaymentMode
@@ -188,6 +189,7 @@ class MonthEnd:
         """Previews of the apportionment groups' runs for `period` (where none exists), then
         one message per building."""
         previewed, problems = [], []
+        inputs_of = apportion.PropertyInputs(property_id)  # the property's meters and rooms, read once for all groups
         for g in apportion_store.groups(property_id):
             try:
                 apportion.run(property_id, g.group_id, period)
@@ -195,7 +197,7 @@ class MonthEnd:
             except NotFound:
                 pass
             try:
-                apportion.preview(SYSTEM, property_id, g.group_id, period, clock=self.clock)
+                apportion.preview(SYSTEM, property_id, g.group_id, period, clock=self.clock, inputs_of=inputs_of)
                 previewed.append(g.group_id)
             except (ValidationError, Conflict) as e:  # a group set up wrong, or an admin previewing now
                 log.warning("month-end apportionment preview skipped", property_id=property_id,
@@ -214,8 +216,9 @@ class MonthEnd:
         account each), so `workers` of them run at once: a room's work is a chain of
         DynamoDB round trips, and a Lambda waits on them, not on its CPU."""
         charge_period = next_period(period)
-        accounts = sorted((a for a in dstore.accounts_of_building(property_id, building_id)
-                           if a.status == ACCOUNT_OPEN), key=lambda a: (a.room_id, a.account_id))
+        read = store.building_accounts(property_id, building_id)  # consistent: the postings plan on these states
+        self.bills.ledger.remember([st for a, st in read if a.status == ACCOUNT_OPEN])
+        accounts = sorted((a for a, _ in read if a.status == ACCOUNT_OPEN), key=lambda a: (a.room_id, a.account_id))
         rooms = {r.room_id: r for r in dstore.rooms(property_id, building_id)}
         charges, problems = self._charges(property_id, building_id, accounts, rooms, charge_period)
         postpaid_due = item_rules.parse_period(charge_period)[0] + timedelta(days=bill_rules.DEFAULT_DUE_DAYS)
@@ -234,22 +237,43 @@ class MonthEnd:
                 "postpaid_billed": postpaid_billed, "issued": issued, "problems": problems}
 
     def _room(self, a, charges: dict[date, list[Charge]], period: str, postpaid_due: date) -> dict:
-        """One account: its charges by due date (as the charge-items run applies them), its
-        post-paid bill, then the bills these touched issued."""
+        """One account: its charges, its post-paid bill, then the bills these touched issued.
+
+        Deduct-mode charges go first (a shortfall puts a line on the bill), then bill-mode
+        ones; the last bill-mode line of each bill confirms and issues it in its own write,
+        so a room's bill costs no write of its own. A bill's due date is the earliest due
+        date of its lines (as applying them in due-date order gave): a shortfall line
+        carries min(its due, the bill-mode lines' earliest), a bill-mode line the latter."""
         statuses: dict[str, int] = {}
         touched: set[tuple[str, str]] = set()
-        for due in sorted(charges):
-            for r in self.bills.apply_charges(charges[due], actor=ACTOR, due=due, accounts={a.account_id: a}):
+        flat = [(due, c) for due in sorted(charges) for c in charges[due]]
+        bill_due: dict[str, date] = {}
+        for due, c in flat:
+            if c.mode == BILL_MODE:
+                p = bill_rules.bill_period_of(c)
+                bill_due[p] = min(bill_due.get(p, due), due)
+        ordered = [x for x in flat if x[1].mode != BILL_MODE] + [x for x in flat if x[1].mode == BILL_MODE]
+        last_line = {bill_rules.bill_period_of(c): c.charge_id for _, c in ordered if c.mode == BILL_MODE}
+        issued, issued_now = 0, set()
+        for due, c in ordered:
+            p = bill_rules.bill_period_of(c)
+            issue_with = (c.charge_id,) if self.issue and last_line.get(p) == c.charge_id else ()
+            for r in self.bills.apply_charges([c], actor=ACTOR, due=min(due, bill_due.get(p, due)),
+                                              accounts={a.account_id: a}, issue_with=issue_with):
                 statuses[r.status] = statuses.get(r.status, 0) + 1
-                if r.bill_id:
+                if r.issued:
+                    issued += 1
+                    issued_now.add(bill_rules.parse_bill_id(r.bill_id))
+                elif r.bill_id:
                     touched.add(bill_rules.parse_bill_id(r.bill_id))
         billed = 0
         if a.payment_mode == PaymentMode.POSTPAID:
-            result = self.postpaid.bill_period(a.account_id, period, ACTOR, due=postpaid_due)
+            result = self.postpaid.bill_period(a.account_id, period, ACTOR, due=postpaid_due, account=a)
             billed = result.billed
             if result.status in ("billed", "nothing"):  # on a rerun the bill may still wait to be issued
                 touched.add((a.account_id, period))
-        issued = self._issue(sorted(touched), postpaid_due) if self.issue else 0
+        if self.issue:
+            issued += self._issue(sorted(touched - issued_now), postpaid_due)
         return {"charges": statuses, "postpaid_billed": billed, "issued": issued}
 
     def run_late_fees(self, property_id: str, day: date) -> dict:

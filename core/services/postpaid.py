@@ -19,13 +19,14 @@ from aws_lambda_powertools import Logger
 from core.domain import postpaid as rules
 from core.domain.bills import BillLine, bill_id_of
 from core.domain.clock import Clock, utcnow
-from core.domain.directory import PaymentMode
+from core.domain.directory import Account, PaymentMode
 from core.domain.errors import IdempotencyConflict, NotFound, WriteRefused
 from core.domain.ledger import ACCOUNT_OPEN, EntryKind, format_time
 from core.domain.naming import require_id
 from core.domain.writes import AddBillLine
 from core.services.ledger import LedgerService
 from core.store import directory as dstore
+from core.store import ledger as ledger_store
 from core.store import usage as usage_store
 
 log = Logger(service="feikong", child=True)
@@ -50,11 +51,14 @@ class Postpaid:
         self.clock, self.usage, self.directory = clock, usage, directory
         self.settle = settle  # how long after month end a month may be billed (late readings are billed later anyway)
 
-    def bill_period(self, account_id: str, period: str, actor: str, due: date | None = None) -> PeriodResult:
+    def bill_period(self, account_id: str, period: str, actor: str, due: date | None = None,
+                    account: Account | None = None) -> PeriodResult:
+        """`account`: the account as the caller read it (month-end reads a building's at once)."""
         require_id(account_id, "account_id")
         first = rules.parse_period(period)
         rules.require_closed(period, self.clock(), self.settle)
-        account = self.directory.get_account(account_id)
+        if account is None or account.account_id != account_id:
+            account = self.directory.get_account(account_id)
         if account is None:
             raise NotFound("账户不存在", code="account_not_found")
         if account.payment_mode != PaymentMode.POSTPAID:
@@ -84,17 +88,22 @@ class Postpaid:
         return {r.period: rules.month_usage(r.period, ((c.kind, c.quantity, c.fen) for c in r.cells)) for r in rows}
 
     def _billed(self, account_id: str, first: date) -> dict[tuple[str, str], rules.Billed]:
-        """What of each (source, month) was billed: its billings' ledger entries, 1, 2, ... until
-        one is absent (usually one or two reads per utility and month)."""
+        """What of each (source, month) was billed, from its billings' ledger entries
+        (`tobill:<source>:<month>.<n>`), the period's and the LOOKBACK months' before it:
+        one Query of the account's billing entries."""
+        months = {rules.month_key(rules.add_months(first, -k)) for k in range(rules.LOOKBACK + 1)}
+        found: dict[tuple[str, str], dict[int, int]] = {}
+        for e in ledger_store.entries_by_prefix(account_id, f"{rules.ENTRY_PREFIX}:"):
+            parsed = rules.parse_entry_id(e.entry_id)
+            if parsed is not None and parsed[1] in months:
+                found.setdefault(parsed[:2], {})[parsed[2]] = e.amount
         out = {}
-        for k in range(rules.LOOKBACK + 1):
-            month = rules.month_key(rules.add_months(first, -k))
-            for source in rules.NAMES:
-                count = amount = 0
-                while (e := self.ledger.store.get_entry(account_id, rules.entry_id(source, month, count + 1))):
-                    count, amount = count + 1, amount + e.amount
-                if count:
-                    out[(source, month)] = rules.Billed(count, amount)
+        for key, by_n in found.items():
+            count = amount = 0
+            while count + 1 in by_n:  # 1, 2, ... until one is absent, as the billings are numbered
+                count, amount = count + 1, amount + by_n[count + 1]
+            if count:
+                out[key] = rules.Billed(count, amount)
         return out
 
     def _post(self, account, b: rules.Billing, actor: str, due: date | None) -> dict:

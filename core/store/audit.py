@@ -5,7 +5,7 @@ seq"), the checkpoint's advance and the alert a mismatch leaves for a person."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 from core.domain.audit import Checkpoint
@@ -15,8 +15,10 @@ from core.store.models import AccountItem, EventItem, LedgerEntryItem
 from core.store.tx import save_if, update_if
 
 
-def account_ids(page_size: int = 100) -> Iterator[str]:
-    for item in AccountItem.scan(attributes_to_get=["account_id"], page_size=page_size):
+def account_ids(page_size: int = 100, property_ids: Collection[str] | None = None) -> Iterator[str]:
+    """Every account's id (a Scan); with `property_ids`, those properties' only (filtered)."""
+    condition = AccountItem.property_id.is_in(*property_ids) if property_ids else None
+    for item in AccountItem.scan(condition, attributes_to_get=["account_id"], page_size=page_size):
         yield item.account_id
 
 

@@ -3,14 +3,18 @@
 Every property: a Scan of the directory table for the property items (`sk = PROPERTY`),
 projecting the property id only. It reads the whole directory table (rooms included) once
 a month, which at 20,000 rooms is a few MB: cheaper than keeping a list of properties in
-step with every property created. And a draft bill confirmed and issued in one write.
+step with every property created. A draft bill confirmed and issued in one write. A
+building's accounts with their ledger states, read at once.
 """
 
 from __future__ import annotations
 
 from core.domain.bills import DRAFT, ISSUED
+from core.domain.directory import Account
+from core.domain.ledger import AccountState
 from core.store import bills
-from core.store.models import BillItem, DirectoryItem
+from core.store.ledger import account_details
+from core.store.models import AccountItem, BillItem, DirectoryItem
 from core.store.tx import update_if
 
 PROPERTY_SK = "PROPERTY"  # core/store/directory.py's key of a property item
@@ -32,3 +36,10 @@ def issue_draft(account_id: str, period: str, actor: str, at: str, due: str) -> 
                BillItem.issued_by.set(actor), BillItem.updated_at.set(at),
                BillItem.due_date.set(BillItem.due_date | due)]
     return update_if(header, actions, (BillItem.state == DRAFT) & (BillItem.total > 0))
+
+
+def building_accounts(property_id: str, building_id: str) -> list[tuple[Account, AccountState]]:
+    """A building's accounts, each with its ledger state, from one consistent read of the
+    items (the index Query, then BatchGetItems of 100): month-end's postings plan on these
+    states instead of reading each account again before its transaction."""
+    return account_details([i.account_id for i in AccountItem.by_building.query(f"{property_id}#{building_id}")])

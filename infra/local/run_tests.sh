@@ -16,5 +16,5 @@ fi
 echo "== tests (unit, integration, e2e) against local AWS emulators"
 # two workers (pytest-xdist), each with an AWS emulator of its own (tests/conftest.py);
 # a module's tests stay on one worker, so its module-scoped servers and browser are made once
-if [ $# -eq 0 ]; then set -- -n "${FEIKONG_TEST_WORKERS:-2}" --dist loadfile tests; fi
+if [ $# -eq 0 ]; then set -- -n "${FEIKONG_TEST_WORKERS:-2}" --dist loadfile --durations=30 tests; fi
 bash infra/local/with_stack.sh $V/python -m pytest -p no:cacheprovider "$@"

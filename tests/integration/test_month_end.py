@@ -27,6 +27,7 @@ Late fees (fixed 1.00 yuan a day, capped at 2.50 yuan a bill) on the bills due 2
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -34,11 +35,13 @@ import boto3
 import pytest
 
 from core.domain.admins import AdminPrincipal
+from core.domain.charges import Charge
 from core.domain.rating import MeterReading
 from core.domain.usage import LOCAL_TZ
 from core.integrations.queues import month_end_url, uplink_url
 from core.services import apportion, charge_items
 from core.services import month_end as service
+from core.services.bills import Bills
 from core.services.control import Control
 from core.services.ingest import Ingest
 from core.services.ledger import LedgerService
@@ -241,3 +244,44 @@ def test_periods_and_messages():
     m = parse_message(service.message("building", "p-1", period="2026-10", building_id="B1"))
     assert (m.kind, m.property_id, m.building_id, m.period, m.charge_period) == ("building", "p-1", "B1", "2026-10",
                                                                               "2026-11")
+
+
+def test_a_bill_issued_before_month_end_takes_the_rent_line_and_stays_issued(estate):
+    """An admin billed and issued R001's November bill (a 20.00 yuan 停车费 line) before
+    month-end ran. Month-end's rent line may not re-issue it: its write is refused on the
+    bill's state, and the line joins the issued bill alone: 2000 + 75000 = 77000."""
+    bills = Bills(clock=estate.clock)
+    a = estate.accounts["R001"]
+    parking = Charge(a, estate.pid, "2026-11", "item", "parking", 2000, "停车费", formula="2000 分", mode="bill")
+    [r] = bills.apply_charges([parking], actor="admin:test", due=date(2026, 11, 20))
+    assert r.status == "billed" and not r.issued
+    b = bill(a, "2026-11")
+    bills_store.set_state(b, "confirmed", "admin:test", "2026-10-31T16:00:00Z")
+    bills_store.set_state(replace(b, state="confirmed"), "issued", "admin:test", "2026-10-31T16:00:00Z")
+    estate.run()
+    b = bill(a, "2026-11")
+    assert (b.state, b.total, b.issued_by, b.due_date) == ("issued", 77000, "admin:test", date(2026, 11, 20))
+    assert {ln.charge_id: ln.amount for ln in b.lines} == {"item:parking:2026-11": 2000, "item:rent:2026-11": 75000}
+    assert LedgerService().balance(a) == 92950  # the fee deducted as for everyone
+
+
+@pytest.mark.parametrize("remembered", [100000, 500])
+def test_a_deduct_split_planned_on_a_stale_state_is_planned_again(estate, remembered):
+    """The ledger remembers R002 at an older version with `remembered` fen, but a 10.00 yuan
+    ADJUST_DEBIT has since left 20.00 (opening 30.00). The fee (70.50) must split on the
+    state its transaction is conditioned on: 2000 deducted, 5050 billed. (From 1000.00 the
+    ledger refuses 70.50 on the real state; from 5.00 it would take 5.00 and bill 65.50:
+    the posting's hook sees the split differs and plans again.)"""
+    a = estate.accounts["R002"]
+    LedgerService().post(account_id=a, entry_id="adj-test-1", kind="adjust_debit", amount=1000,
+                         cause="test", actor="admin:test", memo="测试扣减")
+    bills = Bills(clock=estate.clock)
+    real = bills.ledger.state(a, fresh=True)
+    bills.ledger.forget_all()
+    bills.ledger.remember([replace(real, balance=remembered, version=real.version - 1)])
+    fee = Charge(a, estate.pid, "2026-11", "item", "fee", 7050, "物业费", formula="7050 分", mode="deduct")
+    [r] = bills.apply_charges([fee], actor="month_end")
+    assert (r.status, r.deducted, r.billed) == ("split", 2000, 5050)
+    assert LedgerService().balance(a) == 0
+    assert {ln.charge_id: ln.amount for ln in bill(a, "2026-11").lines} == {"item:fee:2026-11": 5050}
+    assert LedgerService().verify(a)["ok"]

@@ -243,3 +243,10 @@ def test_tenant_api_refuses_bad_input_and_other_tenants(stack):
     bad = requests.post(f"{stack.base}/api/v1/login", json={"code": "never-issued"}, timeout=10)
     assert bad.status_code == 401
     assert pstore.orders_of_account(other_account) == []
+
+
+def test_a_day_without_trades_reconciles_to_an_empty_bill(stack):
+    """WeChat has no trade bill for a day without a successful trade (400 NO_STATEMENT_EXIST
+    from the emulator, as from WeChat): that is an empty bill, not a failure to retry."""
+    report = Payments().reconcile("2020-01-02")  # long before any order here
+    assert (report["their_trades"], report["our_orders"], report["mismatches"]) == (0, 0, [])
