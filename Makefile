@@ -75,7 +75,7 @@ soak: $(VENV)/.installed
 ## make bench: every benchmark, each on its own emulator; fails if any misses a target (all still run)
 bench: $(VENV)/.installed
 	@failed=""; \
-	for b in ledger ingest webhook pay_to_power cold_import cost console api notify batch; do \
+	for b in ledger ingest webhook pay_to_power cold_import cost console api notify batch reports month_end; do \
 		bash infra/local/with_stack.sh $(PY) bench/$$b.py || failed="$$failed $$b"; \
 	done; \
 	$(PY) bench/bus.py || failed="$$failed bus"; \

@@ -101,10 +101,11 @@ def check(world_accounts: list[str], opening: int, info: dict) -> None:
 OPENING = 10_000_000  # enough that no debit is refused, so the expected balance is exact
 
 
-def test_16_threads_2000_postings_30_percent_duplicates(world):
+def test_16_threads_1000_postings_30_percent_duplicates(world):
+    """(`make soak` runs 10,000 on two hot accounts; 1,000 keep make test inside its budget.)"""
     accounts = [world.account(opening=OPENING) for _ in range(4)]
-    stream, info = make_stream(accounts, 2000, 0.30, seed=1)
-    assert 500 <= len(stream) - len(info["unique"]) <= 700
+    stream, info = make_stream(accounts, 1000, 0.30, seed=1)
+    assert 230 <= len(stream) - len(info["unique"]) <= 370
     run(stream, [LedgerService() for _ in range(THREADS)])
     check(accounts, OPENING, info)
 
