@@ -74,6 +74,8 @@ ACTION_NAMES: dict[str, str] = {
     "batch_confirmed": "确认执行批量任务",
     "batch_retry": "重试批量任务失败项",
     "batch_cancelled": "取消批量任务",
+    # finance (core/services/finance.py)
+    "reconcile_review": "对账差异标记已核查",
 }
 
 MAX_VALUE_BYTES = 8_000  # before / after, each, as JSON
