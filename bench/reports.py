@@ -192,6 +192,7 @@ def run(args) -> int:
     buildings = first["buildings"]
     result = {"bench": "reports", "rooms": args.rooms, "buildings": buildings, "runs": list(runs.values()),
               "seconds": first["seconds"], "requests": first["requests"]}
+    # last line: the figures with "targets", "missed" and "pass": false on a miss (exit 3), via bench/report.py
     return finish(result, {
         "report_seconds": ("monthly() + by_building() of the month under 1.0 s (warm)",
                            max(first["seconds"], second["seconds"]) < 1.0),
