@@ -141,6 +141,7 @@ def run(args) -> int:
               "batch_items_per_s": round(batch_rate, 1), "ratio": round(ratio, 3), "create_s": round(create_s, 2),
               "messages": delivered, "dynamodb_requests": requests, "every_item_done": done,
               "held_open_with_one_trip": exact, "site_id": site_id}
+    # last line: the figures with "targets", "missed" and "pass": false on a miss (exit 3), via bench/report.py
     return finish(result, {
         "ratio": ("batch items/s >= 0.7 x raw items/s", ratio >= 0.7),
         "every_item_done": ("every item done, the task finished", done),
