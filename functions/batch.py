@@ -11,17 +11,15 @@
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.services import observability
+from core.services.sqs_worker import sqs_worker
 from core.services.startup import cold_start
 from core.settings import BASE, BATCH_QUEUE, SITES
 
 log = Logger(service="feikong")
 NEEDS = BASE | BATCH_QUEUE | SITES  # queues items; a trip, close or restore sends signed commands
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _service():
@@ -40,12 +38,5 @@ def due(event: dict, context: LambdaContext) -> dict:
     return _service().start_due()
 
 
-def record_handler(record: SQSRecord) -> dict:
-    return _service().handle(record.body)
-
-
-@log.inject_lambda_context
-@observability.lambda_handler
-@cold_start(NEEDS)
-def worker(event: dict, context: LambdaContext) -> dict:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+# the batch queue's consumer: each message's items applied by the batch service
+worker = sqs_worker(NEEDS, lambda body: _service().handle(body))

@@ -14,17 +14,15 @@ from __future__ import annotations
 from datetime import date
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.services import observability
+from core.services.sqs_worker import sqs_worker
 from core.services.startup import cold_start
 from core.settings import BASE, MONTH_END_QUEUE, SITES
 
 log = Logger(service="feikong")
 NEEDS = BASE | MONTH_END_QUEUE | SITES  # queues its fan-out; a deducted fee may cut a supply (signed commands)
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _service():
@@ -50,12 +48,5 @@ def late_fees(event: dict, context: LambdaContext) -> dict:
     return _service().start_late_fees(day=day, property_ids=event.get("property_ids"))
 
 
-def record_handler(record: SQSRecord) -> dict:
-    return _service().handle(record.body)
-
-
-@log.inject_lambda_context
-@observability.lambda_handler
-@cold_start(NEEDS)
-def worker(event: dict, context: LambdaContext) -> dict:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+# the month-end queue's consumer: each message handled by the month-end service
+worker = sqs_worker(NEEDS, lambda body: _service().handle(body))

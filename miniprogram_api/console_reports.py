@@ -54,10 +54,12 @@ def _property(property_id: str):
     return tariffs.property_of(property_id)
 
 
-def _buildings(property_id: str) -> list:
+def _buildings(property_id: str) -> tuple[list, dict[str, str]]:
+    """The property's buildings, and their names by building id."""
     from core.services import charge_items
 
-    return charge_items.buildings(property_id)
+    buildings = charge_items.buildings(property_id)
+    return buildings, {b.building_id: b.name for b in buildings}
 
 
 def _today():
@@ -140,8 +142,7 @@ def index(property_id: str):
 def monthly(property_id: str):
     x = _x()
     fmt = _format()
-    buildings = _buildings(property_id)
-    names = {b.building_id: b.name for b in buildings}
+    buildings, names = _buildings(property_id)
     month, building, error = _arg("month", _this_month()), _arg("building"), ""
     try:
         month = x.parse_period("month", month, "month")
@@ -166,8 +167,7 @@ def monthly(property_id: str):
 def energy(property_id: str):
     x = _x()
     fmt = _format()
-    buildings = _buildings(property_id)
-    names = {b.building_id: b.name for b in buildings}
+    buildings, names = _buildings(property_id)
     granularity, building, error = "month", _arg("building"), ""
     start, end = x.default_range("month", _today())
     month = _arg("month", _this_month())
@@ -220,7 +220,7 @@ def top(property_id: str):
     except ValidationError as e:
         error = _fail(fmt, e)
         utility = utility if utility in x.UNITS else "electricity"
-    names = {b.building_id: b.name for b in _buildings(property_id)}
+    _, names = _buildings(property_id)
     table = x.top_table(month, utility, rows, names)
     if fmt:
         return _deliver(fmt, property_id, f"top-{utility}", [table], table.title, stamp=month)
@@ -238,7 +238,7 @@ def top(property_id: str):
 def arrears(property_id: str):
     x = _x()
     fmt = _format()
-    names = {b.building_id: b.name for b in _buildings(property_id)}
+    _, names = _buildings(property_id)
     table = x.arrears_table(_svc().arrears(property_id), names, _today().isoformat())
     if fmt:
         return _deliver(fmt, property_id, "arrears", [table], table.title, stamp=_today().isoformat())

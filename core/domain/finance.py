@@ -406,10 +406,7 @@ def day_summary(rows: list[ReconRow]) -> dict:
 
 
 def check_day(value: object) -> str:
-    try:
-        return date.fromisoformat(str(value)).isoformat()
-    except ValueError:
-        raise ValidationError("日期格式应为 YYYY-MM-DD", code="date_invalid", field="date") from None
+    return _day(str(value), "date", "日期").isoformat()
 
 
 def check_review_note(value: object) -> str:
