@@ -1,6 +1,7 @@
-"""The emulator's Query (infra/local/moto_app.py reads one partition instead of sorting the
-whole table) answers as DynamoDB does: every answer here is checked against a plain Python
-model of the items put, over key conditions, order, limits, pages, filters and indexes."""
+"""The emulator's changes (infra/local/moto_app.py) answer as AWS does: its Query (one
+partition read instead of a sorted copy of the whole table) is checked against a plain
+Python model of the items put, over key conditions, order, limits, pages, filters and
+indexes; its SendMessage (no message counting) still deduplicates and counts."""
 
 import random
 import uuid
@@ -91,6 +92,12 @@ def test_range_conditions_and_filters(tables):
         got, _ = _all_pages(table, KeyConditionExpression=Key("pk").eq(pk) & Key("sk").gt("s300"),
                             FilterExpression=Attr("n").lt(50), Limit=5)
         assert _keys(got) == _keys([i for i in part if i["sk"] > "s300" and i["n"] < 50])
+        first = part[0]["sk"] if part else "x"
+        cases = ((Key("sk").lt("s400"), lambda k: k < "s400"), (Key("sk").lte("s400#3"), lambda k: k <= "s400#3"),
+                 (Key("sk").gte("s600"), lambda k: k >= "s600"), (Key("sk").eq(first), lambda k, f=first: k == f))
+        for cond, keep in cases:
+            got, _ = _all_pages(table, KeyConditionExpression=Key("pk").eq(pk) & cond, Limit=4, ScanIndexForward=False)
+            assert _keys(got) == _keys([i for i in part if keep(i["sk"])][::-1])
         got = table.query(KeyConditionExpression=Key("pk").eq(pk), Select="COUNT")
         assert got["Count"] == len(part)
 
@@ -128,3 +135,34 @@ def test_writes_between_queries_are_seen(tables):
     finally:
         table.delete_item(Key={"pk": "p02", "sk": "s000#new"})
     assert table.query(IndexName="by_g", KeyConditionExpression=Key("g").eq("g9"))["Items"] == []
+
+
+def test_sending_still_deduplicates_and_queue_attributes_still_count(aws):
+    """SendMessage no longer counts the queue's messages (moto_app.py, the sixth change):
+    deduplication by id and by content, and GetQueueAttributes' counts, are as before."""
+    sqs = boto3.client("sqs")
+    name = uuid.uuid4().hex[:8]
+    by_id = sqs.create_queue(QueueName=f"{name}-id.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    by_content = sqs.create_queue(QueueName=f"{name}-c.fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    plain = sqs.create_queue(QueueName=f"{name}-std")["QueueUrl"]
+    for i in range(6):
+        sqs.send_message(QueueUrl=by_id, MessageBody=f"m{i}", MessageGroupId="g", MessageDeduplicationId=f"d{i % 3}")
+        sqs.send_message(QueueUrl=by_content, MessageBody=f"m{i % 2}", MessageGroupId="g")
+        sqs.send_message(QueueUrl=plain, MessageBody="same")
+    with pytest.raises(sqs.exceptions.ClientError) as e:  # no dedup id and no content dedup: refused
+        sqs.send_message(QueueUrl=by_id, MessageBody="x", MessageGroupId="g")
+    assert "ContentBasedDeduplication" in str(e.value)
+    sqs.send_message_batch(QueueUrl=by_id, Entries=[
+        {"Id": "a", "MessageBody": "b1", "MessageGroupId": "g", "MessageDeduplicationId": "d0"},
+        {"Id": "b", "MessageBody": "b2", "MessageGroupId": "g", "MessageDeduplicationId": "d9"}])
+
+    def count(url):
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return int(got["ApproximateNumberOfMessages"])
+
+    assert (count(by_id), count(by_content), count(plain)) == (4, 2, 6)  # d0 d1 d2 d9; m0 m1; six
+    got = sqs.receive_message(QueueUrl=by_id, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in got] == ["m0", "m1", "m2", "b2"]
+    attrs = sqs.get_queue_attributes(QueueUrl=by_id, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessagesNotVisible"] == "4" and attrs["ContentBasedDeduplication"] == "false"
