@@ -147,7 +147,8 @@ def monthly(property_id: str):
     try:
         month = x.parse_period("month", month, "month")
         building = _building_arg(property_id, buildings)
-        rows = _svc().monthly(property_id, month, building_id=building or None)
+        rows = _svc().monthly(property_id, month, building_id=building or None,
+                              building_ids=[b.building_id for b in buildings])
     except ValidationError as e:
         error, rows = _fail(fmt, e), []
     report = x.monthly_report(month if not error else "", rows, names)

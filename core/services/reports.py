@@ -139,12 +139,20 @@ def _building_ids(property_id: str, building_id: str | None) -> list[str]:
     return ids
 
 
-def monthly(property_id: str, month: str, building_id: str | None = None) -> list[RoomPeriod]:
+def monthly(property_id: str, month: str, building_id: str | None = None,
+            building_ids: list[str] | None = None) -> list[RoomPeriod]:
     """Every room (account) with figures in the month, sorted by building, room (then account).
     Room and tenant names are the rollup's (set when the room's figures last changed).
-    Requests: the directory (2) + one Query per building."""
+    Requests: the directory (2; none when the caller passes the property's `building_ids`,
+    as the console's page does, having read them already) + one Query per building."""
     month = _month(month)
-    docs = _each(lambda b: store.rooms(property_id, b, month), _building_ids(property_id, building_id))
+    if building_ids is None:
+        building_ids = _building_ids(property_id, building_id)
+    elif building_id is not None:
+        if building_id not in building_ids:
+            raise NotFound("楼栋不存在", code="building_not_found")
+        building_ids = [building_id]
+    docs = _each(lambda b: store.rooms(property_id, b, month), building_ids)
     out = [_room_period(property_id, doc, month) for building in docs for doc in building]
     return sorted(out, key=lambda r: (r.building_id, r.room_id, r.account_id))
 
