@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from core.domain.charge_items import fen_of, parse_period, round_half_up
 from core.domain.charges import Charge
 from core.domain.errors import Conflict, ValidationError
+from core.domain.events import Event, Subject
 from core.domain.money import MAX_POSTING_FEN, yuan
 from core.domain.naming import require_id
 
@@ -276,3 +277,57 @@ def deduct_split(amount: int, balance: int, overdraft_limit: int) -> tuple[int, 
     room = max(0, balance + overdraft_limit)
     deducted = min(amount, room)
     return deducted, amount - deducted
+
+
+# --- reminders (docs/billing.md "Reminders"): events the notification pipeline sends ------------
+
+BILL_ISSUED, BILL_DUE_SOON, BILL_OVERDUE = "bill_issued", "bill_due_soon", "bill_overdue"
+REMINDER_TYPES = (BILL_ISSUED, BILL_DUE_SOON, BILL_OVERDUE)
+DUE_SOON_DAYS = 3  # an unpaid bill due within this many days (the due day itself included): one reminder
+OVERDUE_EVERY = 7  # an overdue bill: reminded on its first overdue day and every 7th day after
+
+
+@dataclass(frozen=True)
+class Reminder:
+    type: str  # BILL_DUE_SOON | BILL_OVERDUE
+    event_id: str  # deterministic: once per bill (due soon), once per bill and day (overdue)
+    days: int  # days left until the due date (due soon), days past it (overdue)
+
+
+def reminder_for(bill: Bill, day: date) -> Reminder | None:
+    """The reminder an issued, unpaid bill calls for on `day` (local), or None: due in 0 to
+    DUE_SOON_DAYS days → due soon (one per bill, whichever day of the window the sweep first
+    runs); 1, 8, 15... days after the due date → overdue. Paid, not issued, no due date: None."""
+    if bill.state != ISSUED or bill.due_date is None or bill.outstanding <= 0:
+        return None
+    left = (bill.due_date - day).days
+    if 0 <= left <= DUE_SOON_DAYS:
+        return Reminder(BILL_DUE_SOON, f"{BILL_DUE_SOON}:{bill.bill_id}", left)
+    late = -left
+    if late >= 1 and (late - 1) % OVERDUE_EVERY == 0:
+        return Reminder(BILL_OVERDUE, f"{BILL_OVERDUE}:{bill.bill_id}:{day.isoformat()}", late)
+    return None
+
+
+def issued_event(account_id: str, period: str, property_id: str, at: str, actor: str) -> Event:
+    """The event recorded in the very write that issues a bill (any path), once per bill.
+    Amounts are not in it: a line's write that issues the bill only ADDs to the total, so the
+    router reads the bill when it routes (core/services/notify.py)."""
+    bill_id = bill_id_of(account_id, period)
+    return Event(Subject.notice(account_id), f"{BILL_ISSUED}:{bill_id}", BILL_ISSUED, property_id, at,
+                 status="to_notify", message=f"{period} 账单已出，请按时缴纳",
+                 data={"account_id": account_id, "bill_id": bill_id, "period": period, "issued_by": actor})
+
+
+def reminder_event(bill: Bill, r: Reminder, day: date, at: str) -> Event:
+    """A due-soon or overdue reminder of `bill` found by the daily sweep on `day`."""
+    due = bill.due_date.isoformat() if bill.due_date else ""
+    if r.type == BILL_DUE_SOON:
+        message = f"{bill.period} 账单将于 {due} 到期，尚有 {yuan(bill.outstanding)} 元未缴"
+    else:
+        message = f"{bill.period} 账单已逾期 {r.days} 天，尚有 {yuan(bill.outstanding)} 元未缴"
+    return Event(Subject.notice(bill.account_id), r.event_id, r.type, bill.property_id, at, status="to_notify",
+                 message=message,
+                 data={"account_id": bill.account_id, "bill_id": bill.bill_id, "period": bill.period,
+                       "day": day.isoformat(), "due": due, "days": r.days, "outstanding": bill.outstanding,
+                       "late_fee_total": bill.late_fee_total})

@@ -85,6 +85,9 @@ class Event:
 #   payment_credited (notice): amount, balance_after, out_trade_no, paid_at — in the credit's transaction
 #   refund_done (notice): amount, out_refund_no, out_trade_no — WeChat reported the refund SUCCESS
 #   meter_offline_long (meter): account_id, meter_id, last_seen, hours — outages.check
+#   bill_issued (notice): account_id, bill_id, period, issued_by — in the write that issues the bill
+#   bill_due_soon, bill_overdue (notice): account_id, bill_id, period, day, due, days, outstanding,
+#     late_fee_total — the daily sweep (core/services/bills.py Bills.remind; core/domain/bills.py)
 # admins
 #   meter_offline (meter): meter_id, account_id, site_id, last_seen — the control tick
 #   bridge_offline (site): site_id, site_name, last_seen — outages.check; bridge_online when it returns
@@ -94,5 +97,6 @@ class Event:
 #     property and day with mismatches (the per-order `reconcile_mismatch` records are the detail)
 #   refund_request (account): request_id, amount, reason, building_id, room_id — a tenant filed one
 
-TENANT_TYPES = ("low_balance", "cut_imminent", "command", "payment_credited", "refund_done", "meter_offline_long")
+TENANT_TYPES = ("low_balance", "cut_imminent", "command", "payment_credited", "refund_done", "meter_offline_long",
+                "bill_issued", "bill_due_soon", "bill_overdue")
 ADMIN_TYPES = ("meter_offline", "bridge_offline", "command_failing", "anomaly", "reconcile_day", "refund_request")

@@ -15,10 +15,11 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from core.domain.bills import ISSUED, Bill
 from core.domain.events import Event, SubjectKind
 from core.domain.money import yuan
 
@@ -85,6 +86,16 @@ KINDS: dict[str, Kind] = dict([
        (("thing1", "title"), ("amount2", "amount")), (SUBSCRIBE,), quiet=False, link="/h5/statement"),
     _k("meter_offline_long", TENANT, "表计长时间离线", "您的表计 {meter} 自 {since} 起未上报读数，物业已收到提醒。",
        (("thing1", "title"), ("thing2", "meter"), ("time3", "since")), (SUBSCRIBE,), repeat_daily=True),
+    # bills (docs/billing.md "Reminders"): money owed by a date, so the official account's template
+    # (no consent per message) as well as the subscribe message; never a cut, so not must-arrive
+    _k("bill_issued", TENANT, "账单已出", "您 {period} 的账单已出，应缴 {total} 元，请于 {due} 前缴纳。",
+       (("thing1", "title"), ("thing2", "period"), ("amount3", "total"), ("time4", "due")), (SUBSCRIBE, TEMPLATE)),
+    _k("bill_due_soon", TENANT, "账单即将到期", "您 {period} 的账单尚有 {outstanding} 元未缴，将于 {due} 到期，请及时缴纳。",
+       (("thing1", "title"), ("amount2", "outstanding"), ("time3", "due")), (SUBSCRIBE, TEMPLATE)),
+    _k("bill_overdue", TENANT, "账单已逾期",
+       "您 {period} 的账单已逾期 {days} 天（到期日 {due}），尚有 {outstanding} 元未缴{late_fee}，请尽快缴纳。",
+       (("thing1", "title"), ("amount2", "outstanding"), ("time3", "due"), ("number4", "days")),
+       (SUBSCRIBE, TEMPLATE)),
     # -- the property's admins -----------------------------------------------------------------
     _k("meter_offline", ADMIN, "表计离线", "表计 {meter} 自 {since} 起未上报读数，请检查表计和网关。",
        (("thing1", "title"), ("thing2", "meter"), ("time3", "since")), (TEMPLATE,), repeat_daily=True,
@@ -152,7 +163,10 @@ TYPE_KEYS = {"payment_credited": "payment_received", "reconcile_day": "reconcile
 # the recorded types the router reads: the stream's filter in serverless.yml lists exactly these
 EVENT_TYPES = ("low_balance", "cut_imminent", "supply_cut", "supply_restored", "command", "payment_credited",
                "refund_done", "meter_offline_long", "meter_offline", "bridge_offline", "command_failing",
-               "supply_stuck", "anomaly", "reconcile_day", "refund_request")
+               "supply_stuck", "anomaly", "reconcile_day", "refund_request", "bill_issued", "bill_due_soon",
+               "bill_overdue")
+# kinds about one bill: the router reads the bill (with_bill) and drops the notice of a paid one
+BILL_KINDS = ("bill_issued", "bill_due_soon", "bill_overdue")
 
 
 def key_of(e: Event) -> str | None:
@@ -221,7 +235,54 @@ def notice_of(e: Event) -> Notice | None:
     elif key == "refund_request":
         room = "-".join(str(d[k]) for k in ("building_id", "room_id") if d.get(k))
         values |= {"account": room or account, "amount": _yuan(d.get("amount"))}
+    elif key in BILL_KINDS:  # the amounts as recorded; the router refreshes them from the bill (with_bill)
+        values |= {"bill_id": str(d.get("bill_id", "")), "period": _period(d.get("period")),
+                   "due": _date(d.get("due")), "days": str(d.get("days", "-")),
+                   "outstanding": _yuan(d.get("outstanding")), "late_fee": _late_fee(d.get("late_fee_total"))}
     return Notice(key, ref, e.property_id, account, values, dedupe, e.at)
+
+
+def _period(p: object) -> str:
+    """'2026-05' -> '2026年5月'."""
+    try:
+        y, m = str(p).split("-")
+        return f"{int(y)}年{int(m)}月"
+    except (ValueError, TypeError):
+        return "-"
+
+
+def _date(d: object) -> str:
+    """date(2026, 6, 15) or '2026-06-15' -> '2026年6月15日'."""
+    try:
+        x = d if isinstance(d, date) else date.fromisoformat(str(d))
+        return f"{x.year}年{x.month}月{x.day}日"
+    except (ValueError, TypeError):
+        return "-"
+
+
+def _late_fee(fen: object) -> str:
+    try:
+        return f"（含滞纳金 {yuan(int(fen))} 元）" if fen is not None and int(fen) > 0 else ""  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+
+
+def bill_of(notice: Notice) -> tuple[str, str] | None:
+    """(account_id, period) of the bill a bill notice is about, or None."""
+    account_id, _, period = notice.values.get("bill_id", "").rpartition(":")
+    return (account_id, period) if notice.key in BILL_KINDS and account_id == notice.account_id and period else None
+
+
+def with_bill(notice: Notice, bill: Bill | None) -> Notice | None:
+    """A bill notice with the bill's amounts as they are now (read by the router), or None if
+    the bill is no longer one to tell about: missing, not issued, or paid (nothing outstanding)."""
+    if bill is None or bill.state != ISSUED or bill.outstanding <= 0 or bill.account_id != notice.account_id:
+        return None
+    values = {**notice.values, "period": _period(bill.period), "total": yuan(bill.total),
+              "outstanding": yuan(bill.outstanding), "late_fee": _late_fee(bill.late_fee_total)}
+    if bill.due_date is not None:
+        values["due"] = _date(bill.due_date)
+    return replace(notice, values=values)
 
 
 # -- rendering ---------------------------------------------------------------------------

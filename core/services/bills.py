@@ -40,6 +40,7 @@ from core.domain.writes import AddBillLine, AddEvent, NoBillLine
 from core.store import bills as store
 from core.store import charge_items as items_store
 from core.store import directory as dstore
+from core.store import events as events_store
 
 log = Logger(service="feikong", child=True)
 
@@ -359,6 +360,26 @@ class Bills:
                     out.append(r)
                     break
         return out
+
+
+    # -- reminders (docs/billing.md "Reminders") ---------------------------------------------
+
+    def remind(self, property_id: str, day: date) -> list[str]:
+        """Record the reminders the property's issued, unpaid bills call for on `day` (local;
+        core/domain/bills.py `reminder_for`: due soon, overdue) as events, which the
+        notification pipeline routes and sends. Read like run_late_fees (the index of issued
+        bills, no scan). Idempotent: each event's id is deterministic (per bill, or per bill
+        and day) and put if absent, so a rerun or a redelivered message records nothing twice.
+        Returns the ids of the events recorded by this call."""
+        at = format_time(self.clock())
+        recorded = []
+        for b in store.bills_of_property(property_id, rules.ISSUED, limit=None):
+            r = rules.reminder_for(b, day)
+            if r is not None and events_store.put_event(rules.reminder_event(b, r, day, at)):
+                recorded.append(r.event_id)
+        if recorded:
+            log.info("bill reminders recorded", property_id=property_id, day=day.isoformat(), count=len(recorded))
+        return recorded
 
 
 _default_bills: Bills | None = None

@@ -11,7 +11,8 @@ month-end queue; the worker (functions/month_end.py) handles each message:
   `apply_charges`, grouped by due date as the charge-items run does), the post-paid bill of
   the month just closed (core/services/postpaid.py `bill_period`), then the bills those
   touched are confirmed and issued.
-- **late_fees**: the daily schedule's message per property: `Bills.run_late_fees` for the day.
+- **late_fees**: the daily schedule's message per property: `Bills.run_late_fees` for the day,
+  then `Bills.remind` (the day's due-soon and overdue bill reminders, recorded as events).
 
 The periods travel in the messages (the closed month; the charged month is the one after
 it), so a message redelivered days later does the same work. Every write below is
@@ -273,14 +274,19 @@ class MonthEnd:
             if result.status in ("billed", "nothing"):  # on a rerun the bill may still wait to be issued
                 touched.add((a.account_id, period))
         if self.issue:
-            issued += self._issue(sorted(touched - issued_now), postpaid_due)
+            issued += self._issue(sorted(touched - issued_now), postpaid_due, a.property_id)
         return {"charges": statuses, "postpaid_billed": billed, "issued": issued}
 
     def run_late_fees(self, property_id: str, day: date) -> dict:
+        """The day's late fees, then the day's bill reminders (due soon, overdue: recorded as
+        events for the notification pipeline; after the fees, so an overdue notice counts them)."""
         results = self.bills.run_late_fees(property_id, day, actor=LATE_FEE_ACTOR)
         posted = sum(1 for r in results if r.status in ("billed", "deducted", "split"))
-        log.info("late fees run", property_id=property_id, day=day.isoformat(), bills=len(results), posted=posted)
-        return {"status": "ok", "kind": LATE_FEES, "bills": len(results), "posted": posted}
+        reminded = self.bills.remind(property_id, day)
+        log.info("late fees run", property_id=property_id, day=day.isoformat(), bills=len(results), posted=posted,
+                 reminders=len(reminded))
+        return {"status": "ok", "kind": LATE_FEES, "bills": len(results), "posted": posted,
+                "reminders": len(reminded)}
 
     # -- parts ---------------------------------------------------------------------------------
 
@@ -315,14 +321,14 @@ class MonthEnd:
                 out.setdefault(a.account_id, {}).setdefault(due, []).append(c)
         return out, problems
 
-    def _issue(self, bills: list[tuple[str, str]], default_due: date) -> int:
+    def _issue(self, bills: list[tuple[str, str]], default_due: date, property_id: str) -> int:
         """Confirm and issue each of these bills that is a draft (or confirmed) with something
         on it; an issued one is left as it is. A draft takes one conditioned write; anything
         else is read first, and each step is conditioned on the state read."""
         issued = 0
         for account_id, period in bills:
             at = format_time(self.clock())
-            if store.issue_draft(account_id, period, ACTOR, at, default_due.isoformat()):
+            if store.issue_draft(account_id, period, ACTOR, at, default_due.isoformat(), property_id):
                 log.info("bill issued by month-end", bill_id=bill_rules.bill_id_of(account_id, period))
                 issued += 1
                 continue

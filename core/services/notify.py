@@ -24,6 +24,7 @@ from core.domain.clock import Clock, utcnow
 from core.domain.events import Event
 from core.integrations import channels, queues
 from core.services import observability
+from core.store import bills as bills_store
 from core.store import consents as consents_store
 from core.store import deliveries as deliveries_store
 from core.store import directory as directory_store
@@ -55,12 +56,14 @@ class Notify:
     def __init__(self, clock: Clock = utcnow, *, deliveries=deliveries_store, consents=consents_store,
                  memberships=memberships_store, prefs: Callable = tenant_money.get_prefs, directory=directory_store,
                  recipients: Callable[[str, str], list[tuple[str, str]]] = _admin_recipients,
+                 bill_head: Callable = bills_store.bill_head,
                  send: Callable[[channels.Outbound], channels.Result] | None = None,
                  enqueue: Callable[[list[str]], None] | None = None,
                  hold: Callable[[str, int], None] | None = None) -> None:
         self.clock = clock
         self.deliveries, self.consents, self.memberships, self.prefs = deliveries, consents, memberships, prefs
         self.directory, self.recipients = directory, recipients
+        self.bill_head = bill_head
         self._send, self._enqueue, self._hold = send, enqueue, hold
 
     # -- routing -------------------------------------------------------------------------------
@@ -81,6 +84,9 @@ class Notify:
 
     def jobs_for(self, e: Event) -> list[dict]:
         notice = n.notice_of(e)
+        if notice is not None and notice.key in n.BILL_KINDS:  # the bill as it is now: one GetItem
+            ref = n.bill_of(notice)
+            notice = n.with_bill(notice, self.bill_head(*ref) if ref else None)  # paid meanwhile: None
         if notice is None:
             return []
         kind = notice.kind

@@ -14,9 +14,11 @@ from datetime import date
 
 from pynamodb.expressions.condition import Condition
 
-from core.domain.bills import CONFIRMED, DRAFT, ISSUED, Bill, BillLine, Payment
+from core.domain.bills import CONFIRMED, DRAFT, ISSUED, Bill, BillLine, Payment, issued_event
+from core.domain.events import Event
 from core.domain.reports import bill_key
 from core.domain.writes import AddBillLine, NoBillLine
+from core.store import events as events_store
 from core.store.models import BillItem, LedgerEntryItem
 from core.store.tx import Tx, update_if
 from core.store.usage import Summary
@@ -83,6 +85,9 @@ def add_line(tx: Tx, w: AddBillLine, tag: str, summary: Summary | None = None) -
                     BillItem.issued_at.set(at), BillItem.issued_by.set(w.issue_by)]
         condition = BillItem.state.does_not_exist() | BillItem.state.is_in(DRAFT, CONFIRMED)
         tag = ISSUE_TAG
+        # the bill's `bill_issued` event (put if absent) in the same write: an issued bill always has
+        # it; same tag, so a bill issued before still reads "issued_before" (put_line_issuing)
+        events_store.add_event(tx, issued_event(ln.account_id, ln.period, w.property_id, at, w.issue_by), tag=tag)
     if w.late_fee_before is not None:
         actions.append(BillItem.late_fee_total.add(ln.amount))
         condition = BillItem.late_fee_total == w.late_fee_before
@@ -182,6 +187,15 @@ def get_bill(account_id: str, period: str) -> Bill | None:
     return Bill(**{**bill.__dict__, "lines": tuple(lines), "payments": tuple(pays)})
 
 
+def bill_head(account_id: str, period: str) -> Bill | None:
+    """A bill without its lines and payments (one consistent GetItem of the bill item)."""
+    try:
+        i = BillItem.get(account_id, bill_sk(period), consistent_read=True)
+    except BillItem.DoesNotExist:
+        return None
+    return _bill(i) if i.kind == "bill" else None
+
+
 def get_line(account_id: str, period: str, charge_id: str) -> BillLine | None:
     try:
         return _line(BillItem.get(account_id, line_sk(period, charge_id), consistent_read=True))
@@ -230,7 +244,26 @@ def set_state(bill: Bill, state: str, actor: str, at: str, due: date | None = No
         actions += [BillItem.issued_at.set(at), BillItem.issued_by.set(actor)]
     if due is not None:
         actions.append(BillItem.due_date.set(due.isoformat()))
-    return update_if(header, actions, BillItem.state == bill.state)
+    if state != ISSUED:
+        return update_if(header, actions, BillItem.state == bill.state)
+    event = issued_event(bill.account_id, bill.period, bill.property_id, at, actor)
+    return issue_with_event(header, actions, BillItem.state == bill.state, event)
+
+
+def issue_with_event(header: BillItem, actions: list, condition: Condition, event: Event) -> bool:
+    """The update that issues a bill and its `bill_issued` event (put if absent) in one
+    transaction. True if the bill was issued; False if its condition failed. (A bill is issued
+    once, so its event is absent whenever the condition holds; an event there all the same is
+    left as it is and the bill is issued alone.)"""
+    tx = Tx()
+    tx.update(header, actions, condition, tag="bill")
+    events_store.add_event(tx, event, tag="event")
+    failures = tx.commit()
+    if failures is None:
+        return True
+    if {f.tag for f in failures if f.code == "ConditionalCheckFailed"} == {"event"}:
+        return update_if(header, actions, condition)
+    return False
 
 
 def add_payment(bill: Bill, p: Payment) -> str:

@@ -9,13 +9,12 @@ building's accounts with their ledger states, read at once.
 
 from __future__ import annotations
 
-from core.domain.bills import DRAFT, ISSUED
+from core.domain.bills import DRAFT, ISSUED, issued_event
 from core.domain.directory import Account
 from core.domain.ledger import AccountState
 from core.store import bills
 from core.store.ledger import account_details
 from core.store.models import AccountItem, BillItem, DirectoryItem
-from core.store.tx import update_if
 
 PROPERTY_SK = "PROPERTY"  # core/store/directory.py's key of a property item
 
@@ -26,16 +25,18 @@ def property_ids(page_size: int = 1000) -> list[str]:
                                                             attributes_to_get=["property_id"], page_size=page_size))
 
 
-def issue_draft(account_id: str, period: str, actor: str, at: str, due: str) -> bool:
+def issue_draft(account_id: str, period: str, actor: str, at: str, due: str, property_id: str) -> bool:
     """A draft bill with something on it, confirmed and issued by `actor` in one write (the
-    key formats are core/store/bills.py's); its due date kept, else `due`. False if the bill
-    is not a draft with a total above 0 (absent, confirmed, issued, empty)."""
+    key formats are core/store/bills.py's) with its `bill_issued` event; its due date kept,
+    else `due`. False if the bill is not a draft with a total above 0 (absent, confirmed,
+    issued, empty)."""
     header = BillItem(account_id, bills.bill_sk(period))
     actions = [BillItem.state.set(ISSUED), BillItem.list_key.set(bills.list_key(ISSUED, period, account_id)),
                BillItem.confirmed_at.set(at), BillItem.confirmed_by.set(actor), BillItem.issued_at.set(at),
                BillItem.issued_by.set(actor), BillItem.updated_at.set(at),
                BillItem.due_date.set(BillItem.due_date | due)]
-    return update_if(header, actions, (BillItem.state == DRAFT) & (BillItem.total > 0))
+    return bills.issue_with_event(header, actions, (BillItem.state == DRAFT) & (BillItem.total > 0),
+                                  issued_event(account_id, period, property_id, at, actor))
 
 
 def building_accounts(property_id: str, building_id: str) -> list[tuple[Account, AccountState]]:
