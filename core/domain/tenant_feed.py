@@ -84,7 +84,13 @@ def notification(e: Event) -> Notification:
         manual = str(d.get("cause", "")) == "manual"
         return Notification(nid, "restored", "恢复供电",
                             "物业已为您的表计合闸" if manual else "充值已到账，已发出合闸指令恢复供电", e.at)
+    if e.type in _TITLES:  # the event's own message is the text (bills: amounts as of the event)
+        return Notification(nid, e.type, _TITLES[e.type], e.message, e.at)
     return Notification(nid, e.type, "通知", e.message, e.at)
+
+
+_TITLES = {"bill_issued": "账单已出", "bill_due_soon": "账单即将到期", "bill_overdue": "账单已逾期",
+           "refund_done": "退款已到账"}
 
 
 def encode_cursor(key: dict) -> str:

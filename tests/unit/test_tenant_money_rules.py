@@ -145,6 +145,11 @@ def test_notification_texts():
     assert (n.kind, n.title) == ("restored", "恢复供电")
     n = tenant_feed.notification(event(Subject.notice("a1"), "refund_rejected", {"reason": "现金充值"}))
     assert n.text == "您的退款申请被驳回：现金充值"
+    n = tenant_feed.notification(event(Subject.notice("a1"), "bill_issued", {"bill_id": "a1:2026-05"},
+                                       message="2026-05 账单已出，请按时缴纳"))
+    assert (n.kind, n.title, n.text) == ("bill_issued", "账单已出", "2026-05 账单已出，请按时缴纳")
+    n = tenant_feed.notification(event(Subject.notice("a1"), "bill_overdue", message="账单已逾期 8 天"))
+    assert (n.kind, n.title) == ("bill_overdue", "账单已逾期")
 
 
 def test_cursor_round_trip_and_garbage():
