@@ -388,6 +388,20 @@ class Bench:
         return out
 
 
+def show(rooms: int, r: dict) -> None:
+    print(f"{rooms} rooms ({r['seed_seconds']:.1f} s to seed):")
+    print(f"  month-end:               {r['seconds']:8.1f} s  ({r['seconds'] / rooms * 1000:.2f} ms a room)")
+    for name, s in sorted(r["phases"].items()):
+        print(f"    {name:28s} {s:8.1f} s  (summed over the worker's threads)")
+    print(f"  its transactions replayed raw: {r['replay_seconds']:8.1f} s  ({r['transactions']} transactions,"
+          f" {r['replay_refused']} refused as they were for month-end)")
+    print(f"  ratio replay/month-end:  {r['replay_seconds'] / r['seconds']:.3f}  (target >= 0.7)")
+    print(f"  two-item raw baseline:   {r['raw_seconds']:8.1f} s  for {r['transactions']} transactions:"
+          f" ratio {r['raw_seconds'] / r['seconds']:.3f}")
+    print(f"  DynamoDB requests/room:  {r['requests'] / rooms:.2f}  ({r['counts']})")
+    sys.stdout.flush()
+
+
 def run(args) -> int:
     bench = Bench(args)
     results = {}
@@ -404,6 +418,7 @@ def run(args) -> int:
         results[rooms] = {**me, "replay_seconds": replay_s, "replay_refused": refused, "raw_seconds": raw_s,
                           "seed_seconds": seeded_s}
         exact &= bench.exact(seeded)
+        show(rooms, results[rooms])  # as each run ends: a long run's first half survives an interrupted second
         if rooms == args.rooms and args.rerun:  # a rerun of the month changes nothing
             before = bench.fingerprint(seeded)
             again = bench.month_end(seeded)
@@ -413,17 +428,6 @@ def run(args) -> int:
     ratio = n["replay_seconds"] / n["seconds"]
     ratio2 = n2["replay_seconds"] / n2["seconds"]
     scaling = n2["seconds"] / n["seconds"]
-    for rooms, r in results.items():
-        print(f"{rooms} rooms ({r['seed_seconds']:.1f} s to seed):")
-        print(f"  month-end:               {r['seconds']:8.1f} s  ({r['seconds'] / rooms * 1000:.2f} ms a room)")
-        for name, s in sorted(r["phases"].items()):
-            print(f"    {name:28s} {s:8.1f} s  (summed over the worker's threads)")
-        print(f"  its transactions replayed raw: {r['replay_seconds']:8.1f} s  ({r['transactions']} transactions,"
-              f" {r['replay_refused']} refused as they were for month-end)")
-        print(f"  ratio replay/month-end:  {r['replay_seconds'] / r['seconds']:.3f}  (target >= 0.7)")
-        print(f"  two-item raw baseline:   {r['raw_seconds']:8.1f} s  for {r['transactions']} transactions:"
-              f" ratio {r['raw_seconds'] / r['seconds']:.3f}")
-        print(f"  DynamoDB requests/room:  {r['requests'] / rooms:.2f}  ({r['counts']})")
     print(f"{2 * args.rooms}-room run / {args.rooms}-room run: {scaling:.2f}x  (target <= 2.2)")
     if args.rerun:
         print(f"rerun of the month: {n.get('rerun_transactions')} transactions, nothing changed: {rerun_same}")
