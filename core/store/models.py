@@ -1099,11 +1099,12 @@ class BatchTaskItem(_Base):
 
 
 class RollupItem(_Base):
-    """A building's report figures, one partition per (property, building): `scope` =
-    `<property>#<building>`; `sk` = `RM#<YYYY-MM>#<account>` | `RD#<YYYY-MM-DD>#<account>` (a
-    room's month / day, copied from its account's summary by the usage stream's consumer) |
-    `TM#<YYYY-MM>` | `TD#<YYYY-MM-DD>` (the building's totals). Besides these, flat number
-    attributes named by core/domain/reports.py (q#, f#, m#, b#, ob, cb, v, rooms), read raw."""
+    """A building's report figures (core/store/rollups.py, docs/reports.md): room chunks,
+    `scope` = `<property>#<building>#<period>`, `sk` = `CM#<YYYY-MM>#<n>` | `CD#<YYYY-MM-DD>#<n>`
+    (the rooms' figures copied from their accounts' summaries by the usage stream's consumer:
+    compressed JSON `z`, and `rev`); totals, `scope` = `<property>#<building>`, `sk` =
+    `TM#<YYYY-MM>` | `TD#<YYYY-MM-DD>` (flat number attributes named by core/domain/reports.py:
+    q#, f#, m#, b#, rooms). Read and written raw."""
 
     Meta = _meta("rollups")
     scope = UnicodeAttribute(hash_key=True)

@@ -266,3 +266,31 @@ def test_concurrent_postings_backfill_and_duplicate_consumers_agree_with_the_led
     # the stored rooms carry the versions of the summaries they were copied from
     stored = {d["a"]: rollups_store.figures(d) for d in rollups_store.rooms(w.property_id, "B1", month)}
     assert set(stored) == {a1, a2} and all(f.version > 0 for f in stored.values())
+
+
+def test_chunks_written_as_json_text_before_compression_are_read_and_rewritten_compressed(aws):
+    """Chunks stored before compression (JSON text `rooms`) are read as they are; the next
+    change rewrites the chunk compressed (`z`) with both rooms in it."""
+    import json
+
+    from core.domain.reports import Figures
+    from core.store.models import RollupItem
+
+    pid = f"p-legacy-{time.monotonic_ns()}"
+    old_doc = {"b": "B1", "r": "R1", "a": "a-old", "rn": "101", "tn": "旧租户", "q": {"electricity": {"flat": "2.5"}},
+               "c": {"electricity": {"flat": 250}}, "m": {"recharge": 1000}, "v": 3, "ob": 0, "cb": 750}
+    n = rollups_store.chunk_of("a-new")
+    sk = rollups_store.chunk_sk("2030-03", n)
+    scope = rollups_store.chunk_scope(pid, "B1", "2030-03")
+    RollupItem._get_connection().put_item(scope, sk, attributes={
+        "rooms": {"S": json.dumps({"a-old": old_doc}, ensure_ascii=False)}, "rev": {"N": "4"}})
+    assert rollups_store.rooms(pid, "B1", "2030-03") == [old_doc]
+
+    new = Figures({("electricity", "flat"): Decimal("1.25")}, {("electricity", "flat"): 125}, {}, {}, 500, 375, 1)
+    change = rollups_store.Change(pid, "B1", "R2", "a-new", "102", "新租户", "2030-03", new)
+    assert rollups_store.apply([change])["applied"] == 1
+    raw = RollupItem._get_connection().get_item(scope, sk, consistent_read=True)["Item"]
+    assert "rooms" not in raw and isinstance(raw["z"]["B"], bytes) and raw["rev"] == {"N": "5"}
+    got = {d["a"]: d for d in rollups_store.rooms(pid, "B1", "2030-03")}
+    assert got["a-old"] == old_doc
+    assert got["a-new"]["q"] == {"electricity": {"flat": "1.25"}} and got["a-new"]["cb"] == 375
